@@ -1,0 +1,18 @@
+-- queue-mobile-toggle allowlist, MariaDB / MySQL.
+-- Run it in the database the AGI reads (e.g. `mysql asterisk < sql/mariadb.sql`).
+-- DATETIME columns hold UTC; NULL means open-ended.
+-- Safe to apply again: it creates only what is missing.
+CREATE TABLE IF NOT EXISTS queue_mobile_agents (
+    number      VARCHAR(15)  NOT NULL,
+    queue       VARCHAR(64)  NOT NULL,
+    penalty     INT          NOT NULL DEFAULT 0,
+    member_name VARCHAR(64)  NULL,
+    enabled     TINYINT      NOT NULL DEFAULT 1,
+    valid_from  DATETIME     NULL,
+    valid_until DATETIME     NULL,
+    pin_hash    VARCHAR(255) NULL,
+    PRIMARY KEY (number, queue),
+    CONSTRAINT qma_number_digits CHECK (number REGEXP '^[0-9]{6,15}$'),
+    CONSTRAINT qma_penalty_nonneg CHECK (penalty >= 0),
+    CONSTRAINT qma_enabled_flag CHECK (enabled IN (0, 1))
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;

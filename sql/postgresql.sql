@@ -1,0 +1,14 @@
+-- queue-mobile-toggle allowlist, PostgreSQL.
+-- TIMESTAMP (without time zone) columns hold UTC; NULL means open-ended.
+-- Safe to apply again: it creates only what is missing.
+CREATE TABLE IF NOT EXISTS queue_mobile_agents (
+    number      VARCHAR(15)  NOT NULL CHECK (number ~ '^[0-9]{6,15}$'),
+    queue       VARCHAR(64)  NOT NULL,
+    penalty     INTEGER      NOT NULL DEFAULT 0 CHECK (penalty >= 0),
+    member_name VARCHAR(64)  NULL,
+    enabled     SMALLINT     NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+    valid_from  TIMESTAMP    NULL,
+    valid_until TIMESTAMP    NULL,
+    pin_hash    VARCHAR(255) NULL,
+    PRIMARY KEY (number, queue)
+);

@@ -1,0 +1,240 @@
+"""A stateful fake Asterisk that runs an AGI script over real pipes.
+
+It speaks classic AGI the way res_agi.c does, so the real pyst2 parsing runs:
+the start block of `agi_*: value` lines and a blank line; `200 result=...`
+replies; `510` for an unknown command; `511` for a command not permitted on
+a dead channel; a multi-line `520-...` / `520 End of proper usage.` for bad
+syntax; SIGHUP when the caller hangs up; EOF when Asterisk closes the pipe.
+It knows the dialplan functions the toggle reads (QUEUE_EXISTS,
+QUEUE_MEMBER_LIST) from a dict of queues, and records every variable set.
+"""
+
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(REPO, "agi", "queue_mobile_toggle.py")
+
+# Commands res_agi still runs on a hung-up channel; the rest get 511.
+DEAD_CHANNEL_COMMANDS = {"GET VARIABLE", "GET FULL VARIABLE", "SET VARIABLE", "VERBOSE",
+                         "NOOP", "EXEC", "DATABASE GET", "DATABASE PUT", "DATABASE DEL"}
+# (command, number of arguments after it) for the commands this fake knows.
+KNOWN_COMMANDS = {"GET VARIABLE": 1, "GET FULL VARIABLE": (1, 2), "SET VARIABLE": 2,
+                  "VERBOSE": (1, 2), "ANSWER": 0, "NOOP": (0, 1), "HANGUP": (0, 1)}
+
+
+def parse_agi_args(line):
+    """Split a command line as res_agi's parse_args() does: whitespace
+    separates, double quotes group, a backslash escapes the next character."""
+    args, current, quoted, escaped, started = [], [], False, False, False
+    for char in line:
+        if escaped:
+            current.append(char)
+            escaped, started = False, True
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted, started = not quoted, True
+        elif char in " \t" and not quoted:
+            if started:
+                args.append("".join(current))
+                current, started = [], False
+        else:
+            current.append(char)
+            started = True
+    if started:
+        args.append("".join(current))
+    return args
+
+
+class AgiRun:
+    """What one run of the script did."""
+
+    def __init__(self):
+        self.variables = {}      # every SET VARIABLE, last value wins
+        self.set_order = []      # names in the order they were set
+        self.verbose = []        # VERBOSE messages
+        self.commands = []       # raw command lines received
+        self.exit_code = None
+        self.stderr = ""
+        self.elapsed = 0.0
+        self.killed_by_peer = False
+
+    def get(self, name, default=None):
+        return self.variables.get(name, default)
+
+    @property
+    def state(self):
+        return self.variables.get("QUEUESTAT")
+
+    @property
+    def queues(self):
+        count = int(self.variables.get("QMT_COUNT", "0") or 0)
+        return [self.variables["QMT_QUEUE_%d" % i] for i in range(1, count + 1)]
+
+
+class FakeAsterisk:
+    """One channel's view of Asterisk: queues and their members."""
+
+    def __init__(self, queues=None):
+        # queue name -> list of member interfaces (as Asterisk spells them)
+        self.queues = {name: list(members) for name, members in (queues or {}).items()}
+        self.channel_vars = {}
+
+    # -- dialplan functions and variables --------------------------------
+    def read_variable(self, name):
+        """Value or None (unset), as GET VARIABLE would see it."""
+        if name.endswith(")") and "(" in name:
+            func, arg = name[:-1].split("(", 1)
+            if func == "QUEUE_EXISTS":
+                return "1" if arg in self.queues else "0"
+            if func == "QUEUE_MEMBER_LIST":
+                # A missing queue reads as empty (Asterisk also logs a warning).
+                return ",".join(self.queues.get(arg, []))
+            return None
+        return self.channel_vars.get(name)
+
+    # -- running a script -------------------------------------------------
+    def run(self, callerid, arg=None, env=None, script=SCRIPT, hangup_after=None,
+            eof_after=None, reply_override=None, timeout=20, python=None, raw_start=None):
+        """Run the AGI script once for a call from `callerid`.
+
+        hangup_after=N: the caller hangs up after the script's N-th command
+        (SIGHUP, channel dead). eof_after=N: Asterisk closes the pipe instead
+        of answering the N-th command. reply_override(cmd, args) may return a
+        reply text (e.g. '510 ...') to send instead of the normal one.
+        """
+        result = AgiRun()
+        stderr_file = tempfile.TemporaryFile()
+        process_env = dict(os.environ)
+        process_env.update(env or {})
+        started = time.monotonic()
+        process = subprocess.Popen(
+            [python or sys.executable, script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=stderr_file, env=process_env, cwd="/")
+        dead = False
+        try:
+            self._send(process, raw_start if raw_start is not None else self.start_block(callerid, arg))
+            selector = selectors.DefaultSelector()
+            selector.register(process.stdout, selectors.EVENT_READ)
+            buffered = b""
+            while True:
+                remaining = timeout - (time.monotonic() - started)
+                if remaining <= 0:
+                    process.kill()
+                    result.killed_by_peer = True
+                    break
+                if not selector.select(remaining):
+                    continue
+                chunk = os.read(process.stdout.fileno(), 65536)
+                if not chunk:
+                    break  # the script closed stdout: it is exiting
+                buffered += chunk
+                while b"\n" in buffered:
+                    raw, buffered = buffered.split(b"\n", 1)
+                    line = raw.decode("utf-8", "replace").strip()
+                    result.commands.append(line)
+                    count = len(result.commands)
+                    if eof_after is not None and count >= eof_after:
+                        process.stdin.close()
+                        eof_after = None
+                        continue
+                    reply = self._reply(line, result, dead, reply_override)
+                    if not process.stdin.closed:
+                        self._send(process, reply)
+                    if hangup_after is not None and count >= hangup_after and not dead:
+                        dead = True
+                        process.send_signal(signal.SIGHUP)
+            result.exit_code = process.wait(max(0.1, timeout - (time.monotonic() - started)))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            result.killed_by_peer = True
+            result.exit_code = process.wait()
+        finally:
+            result.elapsed = time.monotonic() - started
+            for stream in (process.stdin, process.stdout):
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+            stderr_file.seek(0)
+            result.stderr = stderr_file.read().decode("utf-8", "replace")
+            stderr_file.close()
+        return result
+
+    @staticmethod
+    def start_block(callerid, arg=None):
+        """The environment block res_agi's setup_env() writes."""
+        lines = [
+            ("agi_request", "queue_mobile_toggle.py"),
+            ("agi_channel", "PJSIP/trunk-00000001"),
+            ("agi_language", "en"),
+            ("agi_type", "PJSIP"),
+            ("agi_uniqueid", "1764219000.42"),
+            ("agi_version", "22.10.1"),
+            ("agi_callerid", "unknown" if callerid is None else callerid),
+            ("agi_calleridname", "unknown"),
+            ("agi_callingpres", "0"),
+            ("agi_callingani2", "0"),
+            ("agi_callington", "0"),
+            ("agi_callingtns", "0"),
+            ("agi_dnid", "4580"),
+            ("agi_rdnis", "unknown"),
+            ("agi_context", "qmt-toggle"),
+            ("agi_extension", "s"),
+            ("agi_priority", "9"),
+            ("agi_enhanced", "0.0"),
+            ("agi_accountcode", ""),
+            ("agi_threadid", "140000000000001"),
+        ]
+        if arg is not None:
+            lines.append(("agi_arg_1", arg))
+        return "".join("%s: %s\n" % pair for pair in lines) + "\n"
+
+    @staticmethod
+    def _send(process, text):
+        try:
+            process.stdin.write(text.encode("utf-8"))
+            process.stdin.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+
+    def _reply(self, line, result, dead, reply_override):
+        words = line.split()
+        command = next((c for c in sorted(KNOWN_COMMANDS, key=len, reverse=True)
+                        if line.upper().startswith(c + " ") or line.upper() == c), None)
+        args = parse_agi_args(line[len(command):]) if command else []
+        if reply_override is not None:
+            override = reply_override(command or (words[0] if words else ""), args)
+            if override is not None:
+                return override if override.endswith("\n") else override + "\n"
+        if command is None:
+            return "510 Invalid or unknown command\n"
+        expected = KNOWN_COMMANDS[command]
+        allowed = expected if isinstance(expected, tuple) else (expected,)
+        if len(args) not in range(min(allowed), max(allowed) + 1):
+            return ("520-Invalid command syntax.  Proper usage follows:\n"
+                    " Usage: %s\n520 End of proper usage.\n" % command)
+        if dead and command not in DEAD_CHANNEL_COMMANDS:
+            return "511 Command Not Permitted on a dead channel or intercept routine\n"
+        if command in ("GET VARIABLE", "GET FULL VARIABLE"):
+            name = args[0]
+            if command == "GET FULL VARIABLE" and name.startswith("${") and name.endswith("}"):
+                name = name[2:-1]
+            value = self.read_variable(name)
+            return "200 result=0\n" if value is None else "200 result=1 (%s)\n" % value
+        if command == "SET VARIABLE":
+            name, value = args
+            self.channel_vars[name] = value
+            result.variables[name] = value
+            result.set_order.append(name)
+            return "200 result=1\n"
+        if command == "VERBOSE":
+            result.verbose.append(args[0])
+            return "200 result=1\n"
+        return "200 result=0\n"
