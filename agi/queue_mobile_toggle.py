@@ -283,6 +283,8 @@ def decide_one_queue(number, queue, queue_exists, is_member, read_grants):
     for grant in grants:
         if grant.queue == queue and grant.active:
             return Decision(LOGGEDOUT, "permitted", [grant])
+        if grant.queue == queue and grant.problem:
+            return Decision(ERROR, "bad_row", detail="%s %s" % (queue, grant.problem))
     return Decision(DENIED, "not_permitted", detail=queue)
 
 
@@ -308,11 +310,15 @@ def decide_all_queues(number, grants, lookup_failure, existing, members):
     live = [grant for grant in grants if grant.active]
     joinable = [grant for grant in live if grant.queue in existing]
     missing = [grant.queue for grant in live if grant.queue not in existing]
+    broken = ["%s:%s" % (grant.queue, grant.problem) for grant in grants if grant.problem]
+    notes = " ".join(([("missing_queues=" + ",".join(missing))] if missing else [])
+                     + ([("bad_rows=" + ",".join(broken))] if broken else []))
     if joinable:
-        return Decision(LOGGEDOUT, "permitted", joinable,
-                        detail=("missing_queues=" + ",".join(missing)) if missing else "")
+        return Decision(LOGGEDOUT, "permitted", joinable, detail=notes)
     if missing:
-        return Decision(ERROR, "no_such_queue", detail=",".join(missing))
+        return Decision(ERROR, "no_such_queue", detail=notes)
+    if broken:
+        return Decision(ERROR, "bad_row", detail=notes)
     return Decision(DENIED, "not_permitted")
 
 

@@ -101,13 +101,16 @@ class FakeAsterisk:
 
     # -- running a script -------------------------------------------------
     def run(self, callerid, arg=None, env=None, script=SCRIPT, hangup_after=None,
-            eof_after=None, reply_override=None, timeout=20, python=None, raw_start=None):
+            eof_after=None, reply_override=None, timeout=20, python=None, raw_start=None,
+            close_after_start=False):
         """Run the AGI script once for a call from `callerid`.
 
         hangup_after=N: the caller hangs up after the script's N-th command
         (SIGHUP, channel dead). eof_after=N: Asterisk closes the pipe instead
-        of answering the N-th command. reply_override(cmd, args) may return a
-        reply text (e.g. '510 ...') to send instead of the normal one.
+        of answering the N-th command; close_after_start=True closes it right
+        after the start block. reply_override(cmd, args) may return a reply
+        text (e.g. '510 ...') to send instead of the normal one, or "" to
+        send nothing at all (a stalled Asterisk).
         """
         result = AgiRun()
         stderr_file = tempfile.TemporaryFile()
@@ -120,6 +123,8 @@ class FakeAsterisk:
         dead = False
         try:
             self._send(process, raw_start if raw_start is not None else self.start_block(callerid, arg))
+            if close_after_start:
+                process.stdin.close()
             selector = selectors.DefaultSelector()
             selector.register(process.stdout, selectors.EVENT_READ)
             buffered = b""
@@ -212,7 +217,7 @@ class FakeAsterisk:
         if reply_override is not None:
             override = reply_override(command or (words[0] if words else ""), args)
             if override is not None:
-                return override if override.endswith("\n") else override + "\n"
+                return override if override.endswith("\n") or not override else override + "\n"
         if command is None:
             return "510 Invalid or unknown command\n"
         expected = KNOWN_COMMANDS[command]

@@ -1,0 +1,312 @@
+"""The real script and real pyst2 against the fake Asterisk, over pipes,
+with a real SQLite3 ODBC allowlist built from sql/sqlite.sql."""
+
+import datetime
+import os
+
+import pytest
+
+from conftest import utc_now
+
+N = "79112223344"
+IFACE = "Local/%s@outbound-allroutes/n" % N
+
+
+def assert_clean_exit(run):
+    assert not run.killed_by_peer, "the script had to be killed"
+    assert run.exit_code == 0, run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def decision_lines(toggle):
+    return [line for line in toggle.log_lines() if "queue-mobile-toggle:" in line]
+
+
+# -- permitted numbers -------------------------------------------------------
+
+@pytest.mark.parametrize("spelling", ["+79112223344", "79112223344", "89112223344", "9112223344"])
+def test_permitted_number_logs_in_then_out_of_one_queue(toggle, spelling):
+    toggle.allowlist.add(N, "8008", penalty=3, member_name="Ivan Petrov")
+    run = toggle.call(spelling, "8008")
+    assert_clean_exit(run)
+    assert run.state == "LOGGEDOUT"
+    assert (run.get("QUEUEUSER"), run.get("QMT_INTERFACE"), run.queues) == (N, IFACE, ["8008"])
+    assert (run.get("QMT_PENALTY_1"), run.get("QMT_NAME_1")) == ("3", "Ivan Petrov")
+    toggle.act_as_dialplan(run)
+    assert toggle.member("8008", N)
+
+    run = toggle.call(spelling, "8008")
+    assert_clean_exit(run)
+    assert (run.state, run.queues) == ("LOGGEDIN", ["8008"])
+    toggle.act_as_dialplan(run)
+    assert not toggle.member("8008", N)
+
+
+def test_permitted_number_logs_in_to_all_its_queues_and_out_of_all(toggle):
+    toggle.allowlist.add(N, "8008", penalty=1)
+    toggle.allowlist.add(N, "8010", penalty=5, member_name="Анна")
+    run = toggle.call(N)
+    assert run.state == "LOGGEDOUT"
+    assert [(run.get("QMT_QUEUE_%d" % i), run.get("QMT_PENALTY_%d" % i), run.get("QMT_NAME_%d" % i))
+            for i in (1, 2)] == [("8008", "1", N), ("8010", "5", "Анна")]
+    toggle.act_as_dialplan(run)
+    assert toggle.member("8008", N) and toggle.member("8010", N)
+
+    run = toggle.call(N)
+    assert (run.state, sorted(run.queues)) == ("LOGGEDIN", ["8008", "8010"])
+    toggle.act_as_dialplan(run)
+    assert not toggle.member("8008", N) and not toggle.member("8010", N)
+
+
+def test_member_of_one_queue_leaves_only_that_one(toggle):
+    toggle.allowlist.add(N, "8008")
+    toggle.allowlist.add(N, "8010")
+    toggle.asterisk.queues["8010"].append(IFACE)
+    run = toggle.call(N)
+    assert (run.state, run.queues) == ("LOGGEDIN", ["8010"])
+
+
+def test_membership_is_compared_case_insensitively(toggle):
+    toggle.asterisk.queues["8008"].append("local/79112223344@OUTBOUND-allroutes/n")
+    run = toggle.call(N, "8008")
+    assert run.state == "LOGGEDIN"
+
+
+def test_one_log_line_per_decision_on_console_and_in_the_log(toggle):
+    toggle.allowlist.add(N, "8008")
+    run = toggle.call(N, "8008")
+    lines = decision_lines(toggle)
+    assert len(lines) == 1 and len(run.verbose) == 1
+    assert "number=79112223344 queues=8008 state=LOGGEDOUT action=login reason=permitted" in lines[0]
+    assert lines[0].endswith(run.verbose[0])
+
+
+def test_queuestat_is_the_last_variable_set(toggle):
+    toggle.allowlist.add(N, "8008")
+    run = toggle.call(N, "8008")
+    assert run.set_order[-1] == "QUEUESTAT"
+
+
+# -- refused ----------------------------------------------------------------------
+
+def test_number_not_in_the_table_is_refused(toggle):
+    toggle.allowlist.add("79990001122", "8008")
+    run = toggle.call(N, "8008")
+    assert_clean_exit(run)
+    assert (run.state, run.get("QAGENT_UNAUTHORIZED"), run.get("QMT_REASON")) == \
+        ("DENIED", "1", "not_permitted")
+    assert run.get("QMT_INTERFACE") is None and run.get("QMT_COUNT") is None
+
+
+def test_permitted_in_another_queue_only_is_refused_here(toggle):
+    toggle.allowlist.add(N, "8010")
+    assert toggle.call(N, "8008").state == "DENIED"
+
+
+@pytest.mark.parametrize("row", [
+    dict(enabled=0),
+    dict(valid_until=utc_now() - datetime.timedelta(seconds=2)),
+    dict(valid_from=utc_now() + datetime.timedelta(minutes=5)),
+])
+def test_disabled_or_expired_or_future_rows_are_refused(toggle, row):
+    toggle.allowlist.add(N, "8008", **row)
+    assert toggle.call(N, "8008").state == "DENIED"
+    assert toggle.call(N).state == "DENIED"
+
+
+def test_a_current_window_is_permitted(toggle):
+    now = utc_now()
+    toggle.allowlist.add(N, "8008", valid_from=now - datetime.timedelta(minutes=1),
+                         valid_until=now + datetime.timedelta(minutes=5))
+    assert toggle.call(N, "8008").state == "LOGGEDOUT"
+
+
+HOSTILE_CALLER_IDS = [
+    "", "anonymous", "unknown", "7911;rm -rf /", '"79112223344', "79112223344@evil/n",
+    "${SHELL(id)}", "' OR '1'='1", "79112223344' OR '1'='1", "٧٩١١٢٢٢٣٣٤٤", "７９１１２２２３３４４",
+    "7911 2223344", "Local/123@x/n,PJSIP/1", "12345", "1234567890123456", "7911\\2223344",
+]
+
+
+@pytest.mark.parametrize("callerid", HOSTILE_CALLER_IDS)
+def test_hostile_caller_ids_are_refused_before_any_query_or_channel_name(toggle, callerid):
+    # The allowlist points at a DSN that does not exist: had the script tried
+    # SQL, the answer would be ERROR/db_unknown_dsn, not DENIED/invalid_number.
+    toggle.configure(connection="DSN=no_such_dsn_at_all")
+    run = toggle.call(callerid, "8008")
+    assert_clean_exit(run)
+    assert (run.state, run.get("QMT_REASON"), run.get("QUEUEUSER")) == ("DENIED", "invalid_number", "")
+    assert run.get("QMT_INTERFACE") is None
+    # Nothing the caller sent came back to Asterisk in a command, except
+    # through the sanitised log text of VERBOSE.
+    for command in run.commands:
+        if not command.startswith("VERBOSE"):
+            assert callerid == "" or callerid not in command
+    assert all('"' not in message and "\\" not in message for message in run.verbose)
+    assert toggle.asterisk.queues == {"8008": [], "8010": []}
+
+
+def test_hostile_queue_argument_is_an_error_and_reaches_no_command(toggle):
+    toggle.allowlist.add(N, "8008")
+    run = toggle.call(N, '8008,Local/1@x/n"')
+    assert (run.state, run.get("QMT_REASON")) == ("ERROR", "bad_queue_argument")
+    assert not any("Local/1@x" in command for command in run.commands)
+
+
+def test_unsafe_member_name_in_the_table_falls_back_to_the_number(toggle):
+    toggle.allowlist.add(N, "8008", member_name='Evil", PJSIP/1)')
+    run = toggle.call(N, "8008")
+    assert (run.state, run.get("QMT_NAME_1")) == ("LOGGEDOUT", N)
+
+
+# -- revoked members may always leave -----------------------------------------------
+
+def test_deleted_number_still_logs_out_of_the_named_queue(toggle):
+    toggle.asterisk.queues["8008"].append(IFACE)
+    run = toggle.call(N, "8008")
+    assert (run.state, run.queues) == ("LOGGEDIN", ["8008"])
+
+
+def test_disabled_number_logs_out_of_all_its_queues(toggle):
+    toggle.allowlist.add(N, "8008", enabled=0)
+    toggle.allowlist.add(N, "8010", valid_until=utc_now() - datetime.timedelta(days=1))
+    toggle.asterisk.queues["8008"].append(IFACE)
+    toggle.asterisk.queues["8010"].append(IFACE)
+    run = toggle.call(N)
+    assert (run.state, sorted(run.queues)) == ("LOGGEDIN", ["8008", "8010"])
+
+
+def test_deleted_number_logs_out_of_managed_queues_when_called_for_all(toggle):
+    toggle.configure(managed="8010")
+    toggle.asterisk.queues["8010"].append(IFACE)
+    run = toggle.call(N)
+    assert (run.state, run.queues) == ("LOGGEDIN", ["8010"])
+
+
+# -- queues that do not exist --------------------------------------------------------
+
+def test_named_queue_that_does_not_exist_is_reported(toggle):
+    toggle.allowlist.add(N, "7777")
+    run = toggle.call(N, "7777")
+    assert (run.state, run.get("QMT_REASON")) == ("ERROR", "no_such_queue")
+    assert "detail=7777" in decision_lines(toggle)[0]
+
+
+def test_all_queues_joins_existing_and_reports_missing(toggle):
+    toggle.allowlist.add(N, "8008")
+    toggle.allowlist.add(N, "7777")
+    run = toggle.call(N)
+    assert (run.state, run.queues) == ("LOGGEDOUT", ["8008"])
+    assert "missing_queues=7777" in decision_lines(toggle)[0]
+
+
+# -- a broken allowlist fails closed; logout still works ---------------------------------
+
+def test_missing_database_file_is_an_error_with_one_line(toggle, tmp_path):
+    os.remove(str(tmp_path / "allowlist.sqlite"))
+    run = toggle.call(N, "8008")
+    assert_clean_exit(run)
+    assert run.state == "ERROR" and run.get("QMT_INTERFACE") is None
+    lines = decision_lines(toggle)
+    assert len(lines) == 1 and "state=ERROR" in lines[0] and "reason=db_" in lines[0]
+    assert not (tmp_path / "allowlist.sqlite").exists(), "NoCreat=1 must stop a silent new DB"
+
+
+def test_missing_database_still_lets_a_member_log_out(toggle, tmp_path):
+    os.remove(str(tmp_path / "allowlist.sqlite"))
+    toggle.asterisk.queues["8008"].append(IFACE)
+    assert toggle.call(N, "8008").state == "LOGGEDIN"
+    toggle.configure(managed="8008")
+    assert toggle.call(N).state == "LOGGEDIN"
+
+
+def test_missing_config_is_an_error(toggle):
+    os.remove(toggle.config)
+    run = toggle.call(N, "8008")
+    assert_clean_exit(run)
+    assert (run.state, run.get("QMT_REASON")) == ("ERROR", "config_error")
+
+
+def test_a_locked_database_ends_within_the_bound(toggle, tmp_path):
+    """A writer holds the SQLite lock longer than the configured bound."""
+    import sqlite3
+    toggle.odbc.add_dsn("qmt_test", Driver="SQLite3", Database=str(tmp_path / "allowlist.sqlite"),
+                        NoCreat=1, Timeout=60000)
+    toggle.configure(timeout=1)
+    holder = sqlite3.connect(str(tmp_path / "allowlist.sqlite"))
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        run = toggle.call(N, "8008", timeout=10)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert_clean_exit(run)
+    assert (run.state, run.get("QMT_REASON")) == ("ERROR", "db_timeout")
+    assert run.elapsed < 1 + 1.5, "took %.2fs for a 1s bound" % run.elapsed
+
+
+# -- the channel goes away: clean exit, no answer, no traceback ----------------------------
+
+def assert_ended_early(toggle, run):
+    assert_clean_exit(run)
+    assert run.get("QUEUESTAT") is None, "an answer was set after the channel went away"
+    lines = decision_lines(toggle)
+    assert len(lines) == 1 and "reason=channel_gone" in lines[0]
+
+
+def test_caller_hangs_up_during_the_lookup(toggle):
+    toggle.allowlist.add(N, "8008")
+    run = toggle.call(N, "8008", hangup_after=1)  # SIGHUP after QUEUE_EXISTS
+    assert_ended_early(toggle, run)
+
+
+def test_eof_on_stdin_ends_the_script_quietly(toggle):
+    toggle.allowlist.add(N, "8008")
+    run = toggle.call(N, "8008", eof_after=2)
+    assert_ended_early(toggle, run)
+
+
+def test_eof_inside_the_start_block(toggle):
+    run = toggle.asterisk.run(N, env=toggle.env, raw_start="agi_request: x\nagi_callerid: 79112",
+                              close_after_start=True)
+    assert_clean_exit(run)
+    assert run.get("QUEUESTAT") is None
+
+
+def test_a_stalled_asterisk_cannot_hold_the_script_forever(toggle):
+    """No reply at all to a command: the hard limit (bound + 3 s) ends the
+    process by SIGALRM; AGISTATUS=FAILURE keeps the dialplan's preset ERROR."""
+    import signal
+    toggle.configure(timeout=1)
+    run = toggle.call(N, "8008", timeout=15,
+                      reply_override=lambda command, args: "" if command == "GET VARIABLE" else None)
+    assert not run.killed_by_peer
+    assert run.exit_code == -signal.SIGALRM
+    assert run.elapsed < 1 + 3 + 1.5 and run.get("QUEUESTAT") is None
+
+
+@pytest.mark.parametrize("reply", [
+    "510 Invalid or unknown command",
+    "511 Command Not Permitted on a dead channel or intercept routine",
+    "520-Invalid command syntax.  Proper usage follows:\n Usage: SET VARIABLE\n520 End of proper usage.",
+])
+def test_error_replies_end_the_script_cleanly_without_an_answer(toggle, reply):
+    toggle.allowlist.add(N, "8008")
+    run = toggle.call(N, "8008",
+                      reply_override=lambda command, args: reply if command == "SET VARIABLE" else None)
+    assert_ended_early(toggle, run)
+    assert sum(1 for c in run.commands if c.startswith("SET VARIABLE")) == 1
+
+
+def test_refused_verbose_keeps_the_answer(toggle):
+    toggle.allowlist.add(N, "8008")
+    run = toggle.call(N, "8008",
+                      reply_override=lambda command, args: "510 Invalid" if command == "VERBOSE" else None)
+    assert_clean_exit(run)
+    assert run.state == "LOGGEDOUT"
+
+
+def test_pyst2_chatter_stays_off_stderr(toggle):
+    toggle.allowlist.add(N, "8008")
+    run = toggle.call(N, "8008")
+    assert run.stderr == ""

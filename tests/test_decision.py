@@ -1,0 +1,253 @@
+"""The decision for every outcome, without I/O: rows, one queue, all queues,
+settings and the variables handed to the dialplan."""
+
+import configparser
+import datetime
+
+import pytest
+
+import queue_mobile_toggle as qmt
+from queue_mobile_toggle import (DENIED, ERROR, LOGGEDIN, LOGGEDOUT, ConfigError, Decision, Grant,
+                                 LookupFailed, Settings, answer_variables, decide_all_queues,
+                                 decide_one_queue, judge_row, safe_member_name)
+
+NOW = datetime.datetime(2026, 11, 27, 12, 0, 0)
+NUMBER = "79112223344"
+
+
+def row(queue="8008", penalty=0, name=None, enabled=1, valid_from=None, valid_until=None):
+    return (queue, penalty, name, enabled, valid_from, valid_until)
+
+
+def grants(*rows):
+    return [judge_row(r, NUMBER, NOW) for r in rows]
+
+
+# -- one row -----------------------------------------------------------------
+
+@pytest.mark.parametrize("valid_from, valid_until, active", [
+    (None, None, True),
+    ("2026-11-27 12:00:00", None, True),                 # starts exactly now
+    ("2026-11-27 12:00:01", None, False),                # starts in a second
+    (None, "2026-11-27 12:00:00", False),                # ended exactly now
+    (None, "2026-11-27 12:00:01", True),                 # ends in a second
+    (datetime.datetime(2026, 1, 1), datetime.datetime(2027, 1, 1), True),
+    (datetime.date(2026, 11, 28), None, False),          # a DATE column
+    ("2026-11-27T11:00:00Z", None, True),                # ISO with Z
+    ("2026-11-27 14:30:00+03:00", None, True),           # = 11:30 UTC: started
+    ("2026-11-27 15:30:00+03:00", None, False),          # = 12:30 UTC: not yet
+])
+def test_a_row_counts_only_within_its_validity_window(valid_from, valid_until, active):
+    assert judge_row(row(valid_from=valid_from, valid_until=valid_until), NUMBER, NOW).active is active
+
+
+@pytest.mark.parametrize("enabled, active", [(1, True), (0, False), (None, False), ("1", True),
+                                             ("yes", False), (True, True), (2, False)])
+def test_only_enabled_1_counts(enabled, active):
+    assert judge_row(row(enabled=enabled), NUMBER, NOW).active is active
+
+
+@pytest.mark.parametrize("bad_time", ["tomorrow", "2026-13-45", "", 42])
+def test_a_malformed_time_never_grants_and_says_why(bad_time):
+    grant = judge_row(row(valid_from=bad_time), NUMBER, NOW)
+    assert not grant.active and grant.problem == "bad_validity_time"
+
+
+@pytest.mark.parametrize("penalty, expected", [(0, 0), (5, 5), ("7", 7), (None, 0)])
+def test_penalty_is_an_integer(penalty, expected):
+    grant = judge_row(row(penalty=penalty), NUMBER, NOW)
+    assert grant.active and grant.penalty == expected
+
+
+@pytest.mark.parametrize("penalty", [-1, 10 ** 9, "high", 1.5e12])
+def test_a_bad_penalty_never_grants(penalty):
+    grant = judge_row(row(penalty=penalty), NUMBER, NOW)
+    assert not grant.active and grant.problem == "bad_penalty"
+
+
+@pytest.mark.parametrize("queue", ["", "80 08", "8008,8010", "q;x", "${X}", None, 8008, "q" * 65])
+def test_a_row_with_a_bad_queue_name_is_dropped(queue):
+    assert judge_row(row(queue=queue), NUMBER, NOW) is None
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("Ivan Petrov", "Ivan Petrov"),
+    ("Иван Петров", "Иван Петров"),          # Cyrillic letters are fine
+    ("  Anna  ", "Anna"),
+    ("O'Brien", NUMBER),                     # quote: could break an argument
+    ("Smith, John", NUMBER),                 # comma splits AddQueueMember's arguments
+    ("a)b", NUMBER), ("${SHELL(id)}", NUMBER), ('x"y', NUMBER), ("tab\there", NUMBER),
+    ("", NUMBER), (None, NUMBER), ("x" * 65, NUMBER), ("٣", NUMBER),
+])
+def test_member_names_keep_only_safe_characters(name, expected):
+    assert safe_member_name(name, NUMBER) == expected
+
+
+# -- one named queue -----------------------------------------------------------
+
+def never_read():
+    raise AssertionError("the allowlist must not be read")
+
+
+def test_one_queue_member_logs_out_without_reading_the_allowlist():
+    decision = decide_one_queue(NUMBER, "8008", True, True, never_read)
+    assert (decision.state, decision.reason, decision.queues) == (LOGGEDIN, "member", ["8008"])
+
+
+def test_one_queue_permitted_caller_logs_in_with_penalty_and_name():
+    decision = decide_one_queue(NUMBER, "8008", True, False,
+                                lambda: grants(row("8010", 1), row("8008", 4, "Ivan")))
+    assert decision.state == LOGGEDOUT and decision.reason == "permitted"
+    assert [(g.queue, g.penalty, g.member_name) for g in decision.grants] == [("8008", 4, "Ivan")]
+
+
+@pytest.mark.parametrize("rows", [[], [row("8010")], [row("8008", enabled=0)],
+                                  [row("8008", valid_until="2026-01-01 00:00:00")]])
+def test_one_queue_caller_without_a_live_row_is_denied(rows):
+    decision = decide_one_queue(NUMBER, "8008", True, False, lambda: grants(*rows))
+    assert (decision.state, decision.reason) == (DENIED, "not_permitted")
+
+
+def test_one_queue_that_does_not_exist_is_an_error():
+    decision = decide_one_queue(NUMBER, "9999", False, False, never_read)
+    assert (decision.state, decision.reason) == (ERROR, "no_such_queue")
+
+
+def test_one_queue_lookup_failure_is_an_error_naming_the_cause():
+    def broken():
+        raise LookupFailed("db_unreachable", "connection refused")
+    decision = decide_one_queue(NUMBER, "8008", True, False, broken)
+    assert (decision.state, decision.reason) == (ERROR, "db_unreachable")
+
+
+def test_one_queue_malformed_row_is_an_error_not_a_silent_refusal():
+    decision = decide_one_queue(NUMBER, "8008", True, False, lambda: grants(row(penalty=-3)))
+    assert (decision.state, decision.reason) == (ERROR, "bad_row")
+
+
+# -- all queues ------------------------------------------------------------------
+
+def test_all_queues_joins_every_live_existing_queue():
+    decision = decide_all_queues(NUMBER, grants(row("8008", 2), row("8010", 5), row("8020", enabled=0)),
+                                 None, {"8008", "8010", "8020"}, [])
+    assert decision.state == LOGGEDOUT
+    assert [(g.queue, g.penalty) for g in decision.grants] == [("8008", 2), ("8010", 5)]
+
+
+def test_all_queues_member_of_any_leaves_all_of_those():
+    decision = decide_all_queues(NUMBER, grants(row("8008"), row("8010")), None,
+                                 {"8008", "8010"}, ["8010"])
+    assert (decision.state, decision.queues) == (LOGGEDIN, ["8010"])
+
+
+def test_all_queues_revoked_member_still_leaves():
+    decision = decide_all_queues(NUMBER, grants(row("8008", enabled=0)), None, {"8008"}, ["8008"])
+    assert (decision.state, decision.queues) == (LOGGEDIN, ["8008"])
+
+
+def test_all_queues_member_leaves_even_when_the_lookup_failed():
+    failure = LookupFailed("db_timeout", "slow")
+    decision = decide_all_queues(NUMBER, None, failure, {"8008"}, ["8008"])
+    assert (decision.state, decision.queues) == (LOGGEDIN, ["8008"])
+
+
+def test_all_queues_lookup_failure_without_membership_is_an_error():
+    decision = decide_all_queues(NUMBER, None, LookupFailed("db_auth_failed", "x"), {"8008"}, [])
+    assert (decision.state, decision.reason) == (ERROR, "db_auth_failed")
+
+
+def test_all_queues_no_live_row_is_denied():
+    decision = decide_all_queues(NUMBER, grants(row(enabled=0)), None, {"8008"}, [])
+    assert (decision.state, decision.reason) == (DENIED, "not_permitted")
+
+
+def test_all_queues_reports_a_missing_queue_and_joins_the_rest():
+    decision = decide_all_queues(NUMBER, grants(row("8008"), row("7777")), None, {"8008"}, [])
+    assert decision.state == LOGGEDOUT and decision.queues == ["8008"]
+    assert "missing_queues=7777" in decision.detail
+
+
+def test_all_queues_only_missing_queues_is_an_error():
+    decision = decide_all_queues(NUMBER, grants(row("7777")), None, set(), [])
+    assert (decision.state, decision.reason, decision.detail) == (ERROR, "no_such_queue",
+                                                                  "missing_queues=7777")
+
+
+def test_candidate_queues_cover_every_row_and_the_managed_list_once():
+    assert qmt.candidate_queues(grants(row("8008", enabled=0), row("8010")), ["8010", "9000"]) == \
+        ["8008", "8010", "9000"]
+    assert qmt.candidate_queues(None, ["9000"]) == ["9000"]
+
+
+# -- settings ----------------------------------------------------------------
+
+def settings(**sections):
+    parser = configparser.ConfigParser(interpolation=None)
+    for section, values in sections.items():
+        parser[section] = values
+    return Settings(parser)
+
+
+def test_defaults_match_the_documented_ones():
+    s = settings()
+    assert (s.connection, s.timeout, s.country_code, s.trunk_prefix, s.national_length) == \
+        ("DSN=queue_mobile_toggle", 3.0, "7", "8", 10)
+    assert s.interface_for(NUMBER) == "Local/79112223344@outbound-allroutes/n"
+
+
+@pytest.mark.parametrize("section, key, value", [
+    ("database", "timeout", "0"), ("database", "timeout", "soon"), ("database", "timeout", "600"),
+    ("database", "connection", " "),
+    ("member", "interface", "Local/79112223344@x/n"),           # no {number}
+    ("member", "interface", "Local/{number}@x/n,{number}"),
+    ("member", "interface", "Local/{number}@out bound/n"),       # space in a channel name
+    ("member", "interface", "Local/{number}@x/n,PJSIP/1"),
+    ("numbers", "country_code", "+7"), ("numbers", "national_length", "ten"),
+    ("numbers", "national_length", "0"), ("queues", "managed", "8008, 80;10"),
+    ("log", "syslog_facility", "kern"),
+])
+def test_bad_settings_are_refused(section, key, value):
+    with pytest.raises(ConfigError):
+        settings(**{section: {key: value}})
+
+
+def test_missing_config_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        qmt.load_settings(str(tmp_path / "nope.conf"))
+
+
+# -- the answer to the dialplan --------------------------------------------------
+
+def test_login_answer_lists_each_queue_and_sets_queuestat_last():
+    decision = Decision(LOGGEDOUT, "permitted", [Grant("8008", 2, "Ivan", True),
+                                                 Grant("8010", 0, NUMBER, True)])
+    pairs = answer_variables(NUMBER, decision, settings())
+    values = dict(pairs)
+    assert pairs[-1] == ("QUEUESTAT", LOGGEDOUT)
+    assert values["QMT_INTERFACE"] == "Local/79112223344@outbound-allroutes/n"
+    assert (values["QMT_COUNT"], values["QMT_QUEUE_1"], values["QMT_PENALTY_1"], values["QMT_NAME_1"],
+            values["QMT_QUEUE_2"]) == ("2", "8008", "2", "Ivan", "8010")
+    assert values["QAGENT_UNAUTHORIZED"] == "0" and values["QUEUEUSER"] == NUMBER
+
+
+@pytest.mark.parametrize("state", [DENIED, ERROR])
+def test_refusals_and_errors_carry_no_interface_and_no_queue(state):
+    values = dict(answer_variables(None, Decision(state, "x"), settings()))
+    assert "QMT_INTERFACE" not in values and "QMT_COUNT" not in values
+    assert values["QUEUESTAT"] == state and values["QUEUEUSER"] == ""
+    assert values["QAGENT_UNAUTHORIZED"] == ("1" if state == DENIED else "0")
+
+
+@pytest.mark.parametrize("state, sqlstate, message, reason", [
+    ("IM002", "IM002", "[unixODBC][Driver Manager]Data source name not found", "db_unknown_dsn"),
+    ("01000", "01000", "[unixODBC][Driver Manager]Can't open lib 'X' : file not found",
+     "db_driver_missing"),
+    ("28000", "28000", "Access denied for user", "db_auth_failed"),
+    ("42S02", "42S02", "Table 'x.queue_mobile_agents' doesn't exist", "db_table_missing"),
+    ("HY000", "HY000", "no such table: queue_mobile_agents (1)", "db_table_missing"),
+    ("08001", "08001", "could not connect to server: Connection refused", "db_unreachable"),
+    ("HYT00", "HYT00", "Timeout expired", "db_timeout"),
+    ("HY000", "HY000", "something else", "db_error"),
+])
+def test_odbc_errors_map_to_distinct_reasons(state, sqlstate, message, reason):
+    assert qmt.odbc_reason(Exception(sqlstate, message)) == reason
