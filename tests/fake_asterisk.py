@@ -52,6 +52,17 @@ def parse_agi_args(line):
     return args
 
 
+def reap(process, deadline):
+    """The child's exit code, or None after killing it when `deadline`
+    (time.monotonic()) passes first."""
+    try:
+        return process.wait(max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return None
+
+
 class AgiRun:
     """What one run of the script did."""
 
@@ -102,7 +113,7 @@ class FakeAsterisk:
     # -- running a script -------------------------------------------------
     def run(self, callerid, arg=None, env=None, script=SCRIPT, hangup_after=None,
             eof_after=None, reply_override=None, timeout=20, python=None, raw_start=None,
-            close_after_start=False):
+            close_after_start=False, wrapper=()):
         """Run the AGI script once for a call from `callerid`.
 
         hangup_after=N: the caller hangs up after the script's N-th command
@@ -110,7 +121,8 @@ class FakeAsterisk:
         of answering the N-th command; close_after_start=True closes it right
         after the start block. reply_override(cmd, args) may return a reply
         text (e.g. '510 ...') to send instead of the normal one, or "" to
-        send nothing at all (a stalled Asterisk).
+        send nothing at all (a stalled Asterisk). `wrapper` is a command
+        prefix (the benchmark's /usr/bin/time).
         """
         result = AgiRun()
         stderr_file = tempfile.TemporaryFile()
@@ -118,7 +130,7 @@ class FakeAsterisk:
         process_env.update(env or {})
         started = time.monotonic()
         process = subprocess.Popen(
-            [python or sys.executable, script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            list(wrapper) + [python or sys.executable, script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=stderr_file, env=process_env, cwd="/")
         dead = False
         try:
@@ -155,11 +167,10 @@ class FakeAsterisk:
                     if hangup_after is not None and count >= hangup_after and not dead:
                         dead = True
                         process.send_signal(signal.SIGHUP)
-            result.exit_code = process.wait(max(0.1, timeout - (time.monotonic() - started)))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            result.killed_by_peer = True
-            result.exit_code = process.wait()
+            result.exit_code = reap(process, started + timeout)
+            if result.exit_code is None:
+                result.killed_by_peer = True
+                result.exit_code = process.returncode
         finally:
             result.elapsed = time.monotonic() - started
             for stream in (process.stdin, process.stdout):

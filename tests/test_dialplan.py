@@ -1,0 +1,65 @@
+"""The dialplan file: asterisklint passes, and the safety rules the toggle
+relies on are written into it. Its behaviour on a real Asterisk is tested
+in tests/e2e/."""
+
+import re
+
+import pytest
+
+from lint_dialplan import DIALPLAN, lint
+
+
+@pytest.fixture(scope="module")
+def dialplan():
+    with open(DIALPLAN, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def code_lines(text):
+    return [line.split(";", 1)[0].strip() for line in text.splitlines()
+            if line.split(";", 1)[0].strip()]
+
+
+def test_asterisklint_finds_nothing():
+    status, output = lint()
+    assert (status, output) == (0, "")
+
+
+def test_asterisklint_really_runs_on_it(tmp_path, dialplan):
+    broken = tmp_path / "extensions_queue_mobile_toggle.conf"
+    broken.write_text(dialplan.replace("?denied)", "?no_such_label)"), encoding="utf-8")
+    status, output = lint(str(broken))
+    assert status == 1 and "no_such_label" in output
+
+
+def test_no_macro_only_gosub(dialplan):
+    assert not any(re.search(r"\bMacro(Exit)?\(", line) for line in code_lines(dialplan))
+    assert "Gosub(qmt-toggle,s,1(${EXTEN}))" in dialplan
+
+
+def test_result_is_preset_to_error_before_the_agi_runs(dialplan):
+    lines = code_lines(dialplan)
+    agi = next(i for i, line in enumerate(lines) if "AGI(queue_mobile_toggle.py" in line)
+    presets = [i for i, line in enumerate(lines) if "Set(QUEUESTAT=ERROR)" in line]
+    assert presets and presets[0] < agi
+    assert any("Set(QMT_COUNT=0)" in line for line in lines[:agi])
+    assert any("Set(QMT_INTERFACE=)" in line for line in lines[:agi])
+
+
+def test_queue_apps_always_get_the_checked_interface(dialplan):
+    calls = re.findall(r"(AddQueueMember|RemoveQueueMember)\(([^,)]*),([^,)]*)", dialplan)
+    assert {name for name, _, _ in calls} == {"AddQueueMember", "RemoveQueueMember"}
+    assert all(interface == "${QMT_INTERFACE}" for _, _, interface in calls)
+    assert 'GotoIf($["${QMT_INTERFACE}" = ""]?error)' in dialplan
+
+
+def test_success_prompts_only_after_the_status_check(dialplan):
+    lines = code_lines(dialplan)
+
+    def index(fragment):
+        return next(i for i, line in enumerate(lines) if fragment in line)
+    assert index("Gosub(qmt-add-members") < index('QMT_FAILED}" != "0"]?error') < index("agent-loginok")
+    assert '"${AQMSTATUS}" != "ADDED" & "${AQMSTATUS}" != "MEMBERALREADY"' in dialplan
+    assert '"${RQMSTATUS}" != "REMOVED" & "${RQMSTATUS}" != "NOTINQUEUE"' in dialplan
+    for prompt in ("agent-loginok", "agent-loggedoff", "pbx-invalid", "sorry-youre-having-problems"):
+        assert "Playback(%s)" % prompt in dialplan
