@@ -326,20 +326,30 @@ def decide_all_queues(number, grants, lookup_failure, existing, members):
 # The allowlist (ODBC), bounded in time
 # --------------------------------------------------------------------------
 
+# psqlODBC reports every failed connect as 08001 and MariaDB a refused one
+# as HY000, so within those the driver's own words tell the causes apart.
+AUTH_FAILED_WORDS = ("password authentication failed", "access denied for user",
+                     "no pg_hba.conf entry", "fatal:  role \"")
+TIMED_OUT_WORDS = ("timeout expired", "timed out", "system error: 110", "database is locked")
+UNREACHABLE_WORDS = ("can't connect to", "unknown server host", "could not translate host name")
+
+
 def odbc_reason(exc):
-    """A short, stable token for a pyodbc error, from its SQLSTATE."""
+    """A short, stable token for a pyodbc error: the SQLSTATE, then the text."""
     state = str(exc.args[0]) if getattr(exc, "args", None) else ""
+    text = str(exc).lower()
     if state == "IM002":
         return "db_unknown_dsn"
-    if state in ("IM003", "01000") and "driver" in str(exc).lower():
+    if state in ("IM003", "01000") and "can't open lib" in text:
         return "db_driver_missing"
-    if state.startswith("28"):
+    if state.startswith("28") or any(words in text for words in AUTH_FAILED_WORDS):
         return "db_auth_failed"
-    if state in ("42S02", "42P01") or "no such table" in str(exc).lower() \
-            or "doesn't exist" in str(exc).lower() or "does not exist" in str(exc).lower():
+    if state in ("HYT00", "HYT01", "57014") or any(words in text for words in TIMED_OUT_WORDS):
+        return "db_timeout"
+    if state.startswith("08") or any(words in text for words in UNREACHABLE_WORDS):
+        return "db_unreachable"
+    if state in ("42S02", "42P01") or "no such table" in text:
         return "db_table_missing"
-    if state.startswith("08") or state == "HYT00" or state == "HYT01":
-        return "db_unreachable" if not state.startswith("HYT") else "db_timeout"
     return "db_error"
 
 
@@ -351,9 +361,15 @@ def read_rows(connection_string, number, timeout):
     try:
         connection = pyodbc.connect(connection_string, timeout=seconds, autocommit=True)
     except pyodbc.Error as exc:
-        raise LookupFailed(odbc_reason(exc), _first_line(exc)) from None
+        reason = odbc_reason(exc)
+        if reason == "db_unknown_dsn" and _dsn_without_driver(pyodbc, connection_string):
+            reason = "db_driver_missing"
+        raise LookupFailed(reason, _first_line(exc)) from None
     try:
-        connection.timeout = seconds  # query timeout, where the driver honours it
+        try:
+            connection.timeout = seconds  # query timeout, where the driver honours it
+        except pyodbc.Error:
+            pass  # psqlODBC refuses it (HY000); the thread join still bounds the read
         cursor = connection.cursor()
         cursor.execute(SELECT_ROWS, number)
         return [tuple(row) for row in cursor.fetchall()]
@@ -361,6 +377,20 @@ def read_rows(connection_string, number, timeout):
         raise LookupFailed(odbc_reason(exc), _first_line(exc)) from None
     finally:
         connection.close()
+
+
+def _dsn_without_driver(pyodbc, connection_string):
+    """unixODBC answers IM002 'data source name not found' both for an
+    unknown DSN and for a DSN whose driver is not installed (its section
+    missing from odbcinst.ini): True for the second."""
+    match = re.search(r"(?:^|;)\s*DSN\s*=\s*([^;]*)", connection_string, re.IGNORECASE)
+    if not match:
+        return False
+    try:
+        driver = pyodbc.dataSources().get(match.group(1).strip())
+        return driver is not None and driver not in pyodbc.drivers()
+    except pyodbc.Error:
+        return False
 
 
 def _first_line(exc):

@@ -169,10 +169,12 @@ def odbc(tmp_path):
 
 def make_sqlite_allowlist(odbc, db_path):
     odbc.add_dsn("qmt_test", Driver=SQLITE_DRIVER, Database=str(db_path), NoCreat=1, Timeout=1000)
+    # The tests write through a DSN-less string: unixODBC caches odbc.ini per
+    # process, so "DSN=qmt_test" could still mean an earlier test's file.
     builder = Allowlist("Driver=%s;Database=%s" % (SQLITE_DRIVER, db_path), odbc.env)
     for statement in split_sql(os.path.join(REPO, "sql", "sqlite.sql")):
         builder.execute(statement)
-    return Allowlist("DSN=qmt_test", odbc.env)
+    return builder
 
 
 @pytest.fixture
