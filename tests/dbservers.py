@@ -1,0 +1,436 @@
+"""Real MariaDB and PostgreSQL servers for the allowlist tests.
+
+A test session gets, per server, one uniquely named database and one AGI
+account built the way the DBA builds them: sql/<backend>.sql and
+sql/grant_<backend>.sql applied through the real `mysql` / `psql` clients,
+each twice (they must be idempotent). The AGI connects through a DSN over
+TCP 127.0.0.1 as that account, so the SELECT-only grant is what it really
+has. Rows are written through an admin connection. All is dropped at the
+end of the session.
+
+Where the servers are (defaults match .ci/db-servers.sh):
+  QMT_TEST_MYSQL_SOCKET  /run/mysqld/mysqld.sock   admin = root over the socket
+  QMT_TEST_MYSQL_PORT    3306                      the AGI's TCP port
+  QMT_TEST_PG_PORT       5432                      admin = postgres over TCP,
+                                                   password from ~/.pgpass if needed
+When a server is not reachable the tests skip loudly, or fail in CI (CI=true).
+
+Test modules load this as a plugin: pytest_plugins = ["dbservers"].
+"""
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import threading
+
+import pytest
+
+from conftest import REPO, SQLITE_DRIVER, Allowlist, OdbcHome, Toggle, make_sqlite_allowlist
+
+MARIADB_DRIVER = "MariaDB Unicode"
+POSTGRESQL_DRIVER = "PostgreSQL Unicode"
+MYSQL_SOCKET = os.environ.get("QMT_TEST_MYSQL_SOCKET", "/run/mysqld/mysqld.sock")
+MYSQL_PORT = int(os.environ.get("QMT_TEST_MYSQL_PORT", "3306"))
+PG_PORT = int(os.environ.get("QMT_TEST_PG_PORT", "5432"))
+# .ci/db-servers.sh makes members of this role log in by password over TCP.
+PG_PASSWORD_GROUP = "qmt_test_password_auth"
+DSN = "qmt_test"
+CLIENT_TIMEOUT = 60
+
+
+def in_ci():
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def unavailable(message):
+    """Servers missing: a failure in CI, a loud skip elsewhere."""
+    message += " (run `bash .ci/db-servers.sh` as root to install/start them)"
+    if in_ci():
+        pytest.fail("CI=true and " + message, pytrace=False)
+    pytest.skip("SERVER TESTS NOT RUN: " + message)
+
+
+def require_driver(name):
+    import pyodbc
+    if name not in pyodbc.drivers():
+        unavailable("the ODBC driver %r is not installed" % name)
+
+
+def sql_file(name):
+    return os.path.join(REPO, "sql", name)
+
+
+def server_utc_now_sql(backend):
+    """The SQL a DBA uses for 'now, in UTC' on each backend (docs/dba.md)."""
+    return {"sqlite": "datetime('now')",
+            "mariadb": "UTC_TIMESTAMP()",
+            "postgresql": "(now() AT TIME ZONE 'UTC')"}[backend]
+
+
+class ClientError(Exception):
+    pass
+
+
+class Server:
+    """One server: admin access, the session's database and AGI account."""
+
+    backend = driver = client = None
+
+    def __init__(self):
+        token = secrets.token_hex(4)
+        self.database = "qmt_t_" + token
+        self.agi_user = "qmt_agi_" + token
+        # A quote and a backslash: the grant files must quote, not paste.
+        self.agi_password = "Pw'\\" + secrets.token_hex(8)
+        self.created = False
+
+    # -- running the clients as the DBA would ---------------------------
+    def run_client(self, args, stdin_path=None, check=True):
+        if shutil.which(self.client) is None:
+            unavailable("the %s client is not installed" % self.client)
+        with open(stdin_path or os.devnull, "rb") as stdin:
+            try:
+                done = subprocess.run([self.client] + args, stdin=stdin, capture_output=True,
+                                      timeout=CLIENT_TIMEOUT, text=True)
+            except subprocess.TimeoutExpired:
+                raise ClientError("%s %s: no answer in %ss" % (self.client, args, CLIENT_TIMEOUT))
+        if check and done.returncode != 0:
+            raise ClientError("%s %s failed (%d): %s" % (self.client, " ".join(args), done.returncode,
+                                                         done.stderr.strip()))
+        return done
+
+    def apply_schema(self):
+        raise NotImplementedError
+
+    def apply_grants(self, **overrides):
+        raise NotImplementedError
+
+    # -- lifecycle -------------------------------------------------------
+    def create(self):
+        require_driver(self.driver)
+        try:
+            self.admin_sql(None, "SELECT 1")
+            problem = None
+        except ClientError as error:
+            problem = error
+        if problem is not None:
+            unavailable("%s is not reachable: %s" % (self.backend, problem))
+        self.admin_sql(None, self.create_database_sql())
+        self.created = True
+        for _ in range(2):  # an empty server, then again: both must apply cleanly
+            self.apply_schema()
+            self.apply_grants()
+
+    def restore_table(self):
+        """After a test dropped the table: the sql/ files put it back."""
+        self.apply_schema()
+        self.apply_grants()
+
+    # -- what the tests use ------------------------------------------------
+    def dsn_keys(self, port=None, **extra):
+        raise NotImplementedError
+
+    def connection(self, password=None):
+        return "DSN=%s;UID=%s;PWD=%s" % (DSN, self.agi_user,
+                                          self.agi_password if password is None else password)
+
+    def allowlist(self):
+        return AdminAllowlist(self.admin_connection_string(self.database))
+
+    def admin_connect(self, autocommit=True):
+        import pyodbc
+        return pyodbc.connect(self.admin_connection_string(self.database), autocommit=autocommit,
+                              timeout=10)
+
+    def agi_connect(self, password=None):
+        """Connect as the AGI account, in this process. A Driver= string,
+        not the DSN: unixODBC caches what it read of the ini files, so a
+        test process cannot switch to another test's ODBCSYSINI/ODBCINI."""
+        import pyodbc
+        keys = self.dsn_keys()
+        keys.update(UID=self.agi_user, PWD=self.agi_password if password is None else password)
+        keys["Driver"] = "{%s}" % keys["Driver"]
+        return pyodbc.connect(";".join("%s=%s" % pair for pair in keys.items()), autocommit=True,
+                              timeout=10)
+
+
+class MariaDB(Server):
+    backend, driver, client = "mariadb", MARIADB_DRIVER, "mysql"
+
+    def admin_args(self, database=None):
+        args = ["--protocol=socket", "-S", MYSQL_SOCKET, "-uroot", "-N", "-B"]
+        return args + ([database] if database else [])
+
+    def admin_sql(self, database, sql):
+        return self.run_client(self.admin_args(database) + ["-e", sql]).stdout
+
+    def create_database_sql(self):
+        return "CREATE DATABASE `%s` CHARACTER SET utf8mb4" % self.database
+
+    def apply_schema(self):
+        self.run_client(self.admin_args(self.database), sql_file("mariadb.sql"))
+
+    def grant_command(self, password=None, user=None):
+        password = self.agi_password if password is None else password
+        init = ["@qmt_agi_user = %s" % mysql_literal(user or self.agi_user)]
+        if password:
+            init.append("@qmt_agi_password = %s" % mysql_literal(password))
+        return ["--init-command=SET " + ", ".join(init)] + self.admin_args(self.database)
+
+    def apply_grants(self, **overrides):
+        return self.run_client(self.grant_command(**overrides), sql_file("grant_mariadb.sql"),
+                               check=not overrides)
+
+    def admin_connection_string(self, database):
+        return "Driver={%s};Socket=%s;UID=root;Database=%s" % (self.driver, MYSQL_SOCKET, database)
+
+    def dsn_keys(self, port=None, **extra):
+        keys = {"Driver": self.driver, "Server": "127.0.0.1", "Port": port or MYSQL_PORT,
+                "Database": self.database}
+        keys.update(extra)
+        return keys
+
+    def drop(self):
+        self.admin_sql(None, "DROP DATABASE IF EXISTS `%s`; DROP USER IF EXISTS %s" % (
+            self.database, ", ".join("'%s'@'%s'" % (self.agi_user, host)
+                                     for host in ("localhost", "127.0.0.1"))))
+
+    def drop_table(self):
+        self.admin_sql(self.database, "DROP TABLE queue_mobile_agents")
+
+    def hold_table_lock(self):
+        """Another session's write lock; closing the connection releases it."""
+        connection = self.admin_connect()
+        connection.execute("LOCK TABLES queue_mobile_agents WRITE")
+        return connection
+
+    def grants(self, host="127.0.0.1"):
+        return self.admin_sql(None, "SHOW GRANTS FOR '%s'@'%s'" % (self.agi_user, host))
+
+
+class PostgreSQL(Server):
+    backend, driver, client = "postgresql", POSTGRESQL_DRIVER, "psql"
+
+    def admin_args(self, database=None):
+        return ["-X", "-w", "-q", "-At", "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "postgres",
+                "-v", "ON_ERROR_STOP=1", "-d", database or "postgres"]
+
+    def admin_sql(self, database, sql):
+        return self.run_client(self.admin_args(database) + ["-c", sql]).stdout
+
+    def create_database_sql(self):
+        return "CREATE DATABASE %s ENCODING 'UTF8' TEMPLATE template0" % self.database
+
+    def create(self):
+        super().create()
+        # Far from UTC, so a time taken in the session's zone would show.
+        self.admin_sql(None, "ALTER DATABASE %s SET timezone TO 'Asia/Vladivostok'" % self.database)
+        exists = self.admin_sql(None, "SELECT 1 FROM pg_roles WHERE rolname = '%s'" % PG_PASSWORD_GROUP)
+        if exists.strip() == "1":
+            self.admin_sql(None, "GRANT %s TO %s" % (PG_PASSWORD_GROUP, self.agi_user))
+
+    def apply_schema(self):
+        self.run_client(self.admin_args(self.database) + ["-f", sql_file("postgresql.sql")])
+
+    def apply_grants(self, **overrides):
+        password = overrides.get("password", self.agi_password)
+        args = self.admin_args(self.database) + ["-v", "agi_user=" + overrides.get("user", self.agi_user)]
+        if password:
+            args += ["-v", "agi_password=" + password]
+        return self.run_client(args + ["-f", sql_file("grant_postgresql.sql")], check=not overrides)
+
+    def admin_connection_string(self, database):
+        string = "Driver={%s};Servername=127.0.0.1;Port=%d;Database=%s;UID=postgres" % (
+            self.driver, PG_PORT, database)
+        return string + (";PWD=" + os.environ["PGPASSWORD"] if os.environ.get("PGPASSWORD") else "")
+
+    def dsn_keys(self, port=None, **extra):
+        keys = {"Driver": self.driver, "Servername": "127.0.0.1", "Port": port or PG_PORT,
+                "Database": self.database}
+        keys.update(extra)
+        return keys
+
+    def drop(self):
+        self.admin_sql(None, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.database)
+        self.admin_sql(None, "DROP ROLE IF EXISTS %s" % self.agi_user)
+
+    def drop_table(self):
+        self.admin_sql(self.database, "DROP TABLE queue_mobile_agents")
+
+    def hold_table_lock(self):
+        """A lock in an open transaction; closing the connection rolls it back."""
+        connection = self.admin_connect(autocommit=False)
+        connection.execute("LOCK TABLE queue_mobile_agents IN ACCESS EXCLUSIVE MODE")
+        return connection
+
+    def checks_passwords(self):
+        """False where pg_hba says `trust` for the AGI role (a wrong
+        password would get in)."""
+        try:
+            self.agi_connect(password="wrong").close()
+        except Exception:
+            return True
+        return False
+
+
+def mysql_literal(text):
+    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+class AdminAllowlist(Allowlist):
+    """The allowlist as the DBA writes it: an admin connection, not the AGI's."""
+
+    def __init__(self, connection_string):
+        super().__init__(connection_string, {})
+
+    def connect(self):
+        import pyodbc
+        return pyodbc.connect(self.connection_string, autocommit=True, timeout=10)
+
+
+def _server(kind):
+    server = kind()
+    try:
+        server.create()
+        yield server
+    finally:
+        if server.created:
+            server.drop()
+
+
+@pytest.fixture(scope="session")
+def mariadb_server():
+    yield from _server(MariaDB)
+
+
+@pytest.fixture(scope="session")
+def postgresql_server():
+    yield from _server(PostgreSQL)
+
+
+class BackendToggle(Toggle):
+    """conftest's Toggle bound to one backend; configure() keeps the
+    backend's connection string (the DSN plus the AGI account)."""
+
+    def __init__(self, backend, server, tmp_path, odbc, allowlist, connection):
+        super().__init__(tmp_path, odbc, allowlist, connection)
+        self.backend = backend
+        self.server = server
+        self.connection = connection
+        self.sqlite_path = str(tmp_path / "allowlist.sqlite") if server is None else None
+
+    def configure(self, connection=None, timeout=3, managed="", extra=""):
+        super().configure(connection or self.connection, timeout, managed, extra)
+
+    def set_sqlite_busy_timeout(self, milliseconds):
+        """Rewrite the SQLite DSN with another lock wait (Timeout=, ms)."""
+        self.odbc.add_dsn(DSN, Driver=SQLITE_DRIVER, Database=self.sqlite_path, NoCreat=1,
+                          Timeout=milliseconds)
+
+    def utc_now_sql(self, offset_seconds=0):
+        base = server_utc_now_sql(self.backend)
+        if not offset_seconds:
+            return base
+        if self.backend == "sqlite":
+            return "datetime('now', '%+d seconds')" % offset_seconds
+        if self.backend == "mariadb":
+            return "%s + INTERVAL %d SECOND" % (base, offset_seconds)
+        return "%s + INTERVAL '%d seconds'" % (base, offset_seconds)
+
+
+def quiet_psqlodbc(odbc):
+    """Debian's odbcinst.ini sets CommLog=1 for psqlODBC, which leaves a
+    /tmp/psqlodbc_*.log per connection even with CommLog=0 in the DSN:
+    turn it off in the test's copy, as docs/dba.md tells the DBA."""
+    path = os.path.join(odbc.folder, "odbcinst.ini")
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text.replace("CommLog=1", "CommLog=0"))
+
+
+def make_toggle(backend, request, tmp_path, odbc):
+    """A Toggle on `backend` ('sqlite', 'mariadb', 'postgresql'): an empty
+    allowlist, the DSN qmt_test, the config pointing at it."""
+    quiet_psqlodbc(odbc)
+    if backend == "sqlite":
+        path = tmp_path / "allowlist.sqlite"
+        make_sqlite_allowlist(odbc, path)  # the DSN and the schema
+        # Rows go in by Driver= string: see Server.agi_connect.
+        allowlist = Allowlist("Driver={%s};Database=%s" % (SQLITE_DRIVER, path), {})
+        return BackendToggle(backend, None, tmp_path, odbc, allowlist, "DSN=" + DSN)
+    server = request.getfixturevalue(backend + "_server")
+    odbc.add_dsn(DSN, **server.dsn_keys())
+    allowlist = server.allowlist()
+    allowlist.clear()
+    return BackendToggle(backend, server, tmp_path, odbc, allowlist, server.connection())
+
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("mariadb", id="mariadb", marks=pytest.mark.servers),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.servers),
+]
+SERVER_BACKENDS = BACKENDS[1:]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_toggle(request, tmp_path, odbc):
+    return make_toggle(request.param, request, tmp_path, odbc)
+
+
+class SilentServer:
+    """A TCP listener on 127.0.0.1 that accepts and never sends a byte."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                peer, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted.append(peer)
+
+    def close(self):
+        for peer in self.accepted:
+            peer.close()
+        self.sock.close()
+
+
+def closed_port():
+    """A port on 127.0.0.1 where nothing listens (connection refused)."""
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    return port
+
+
+def without_driver(odbc, name, folder):
+    """A new ODBC home with the same DSNs whose odbcinst.ini lacks the
+    driver `name`, as if its package were not installed. A new folder: the
+    test process may have read the old one, and unixODBC caches that."""
+    home = OdbcHome(folder)
+    for dsn, keys in odbc.dsns.items():
+        home.add_dsn(dsn, **keys)
+    path = os.path.join(home.folder, "odbcinst.ini")
+    kept, skipping = [], False
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip().startswith("["):
+                skipping = line.strip() == "[%s]" % name
+            if not skipping:
+                kept.append(line)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.writelines(kept)
+    return home
