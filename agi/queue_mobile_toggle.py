@@ -326,30 +326,31 @@ def decide_all_queues(number, grants, lookup_failure, existing, members):
 # The allowlist (ODBC), bounded in time
 # --------------------------------------------------------------------------
 
-# psqlODBC reports every failed connect as 08001 and MariaDB a refused one
-# as HY000, so within those the driver's own words tell the causes apart.
-AUTH_FAILED_WORDS = ("password authentication failed", "access denied for user",
-                     "no pg_hba.conf entry", "fatal:  role \"")
-TIMED_OUT_WORDS = ("timeout expired", "timed out", "system error: 110", "database is locked")
-UNREACHABLE_WORDS = ("can't connect to", "unknown server host", "could not translate host name")
+# (reason, SQLSTATE prefixes, words of the driver's text): the first match
+# wins. The words are needed because psqlODBC reports every failed connect as
+# 08001, MariaDB many as HY000 or 42000, and SQLite everything as HY000.
+ODBC_FAULTS = (
+    ("db_unknown_dsn", ("IM002",), ()),
+    ("db_driver_missing", (), ("can't open lib",)),
+    ("db_permission_denied", ("42501",), ("command denied", "to database '")),
+    ("db_auth_failed", ("28",), ("password authentication failed", "access denied for user",
+                                 "no pg_hba.conf entry", 'fatal:  role "')),
+    ("db_not_found", (), ("unknown database", 'fatal:  database "', "connect failed (14)")),
+    ("db_timeout", ("HYT00", "HYT01", "57014"), ("timeout expired", "timed out",
+                                                 "system error: 110", "database is locked")),
+    ("db_unreachable", ("08",), ("can't connect to", "unknown server host",
+                                 "could not translate host name")),
+    ("db_table_missing", ("42S02", "42P01"), ("no such table",)),
+)
 
 
 def odbc_reason(exc):
     """A short, stable token for a pyodbc error: the SQLSTATE, then the text."""
     state = str(exc.args[0]) if getattr(exc, "args", None) else ""
     text = str(exc).lower()
-    if state == "IM002":
-        return "db_unknown_dsn"
-    if state in ("IM003", "01000") and "can't open lib" in text:
-        return "db_driver_missing"
-    if state.startswith("28") or any(words in text for words in AUTH_FAILED_WORDS):
-        return "db_auth_failed"
-    if state in ("HYT00", "HYT01", "57014") or any(words in text for words in TIMED_OUT_WORDS):
-        return "db_timeout"
-    if state.startswith("08") or any(words in text for words in UNREACHABLE_WORDS):
-        return "db_unreachable"
-    if state in ("42S02", "42P01") or "no such table" in text:
-        return "db_table_missing"
+    for reason, states, words in ODBC_FAULTS:
+        if state.startswith(states) or any(word in text for word in words):
+            return reason
     return "db_error"
 
 

@@ -200,6 +200,11 @@ class MariaDB(Server):
     def drop_table(self):
         self.admin_sql(self.database, "DROP TABLE queue_mobile_agents")
 
+    def revoke_select(self):
+        for host in ("localhost", "127.0.0.1"):
+            self.admin_sql(self.database, "REVOKE SELECT ON queue_mobile_agents FROM '%s'@'%s'"
+                           % (self.agi_user, host))
+
     def hold_table_lock(self):
         """Another session's write lock; closing the connection releases it."""
         connection = self.admin_connect()
@@ -258,6 +263,9 @@ class PostgreSQL(Server):
 
     def drop_table(self):
         self.admin_sql(self.database, "DROP TABLE queue_mobile_agents")
+
+    def revoke_select(self):
+        self.admin_sql(self.database, "REVOKE SELECT ON queue_mobile_agents FROM %s" % self.agi_user)
 
     def hold_table_lock(self):
         """A lock in an open transaction; closing the connection rolls it back."""

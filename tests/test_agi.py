@@ -208,7 +208,7 @@ def test_missing_database_file_is_an_error_with_one_line(toggle, tmp_path):
     assert_clean_exit(run)
     assert run.state == "ERROR" and run.get("QMT_INTERFACE") is None
     lines = decision_lines(toggle)
-    assert len(lines) == 1 and "state=ERROR" in lines[0] and "reason=db_" in lines[0]
+    assert len(lines) == 1 and "state=ERROR" in lines[0] and "reason=db_not_found" in lines[0]
     assert not (tmp_path / "allowlist.sqlite").exists(), "NoCreat=1 must stop a silent new DB"
 
 

@@ -6,12 +6,14 @@ line naming the cause with one reason; exit code 0 and no traceback. And a
 member of the named queue can still log out, because logout needs no
 database."""
 
+import os
+
 import pytest
 
 from conftest import SQLITE_DRIVER
 
 pytest.register_assert_rewrite("dbservers")
-from dbservers import (BACKENDS, POSTGRESQL_DRIVER, SERVER_BACKENDS, MariaDB, PostgreSQL,  # noqa: E402
+from dbservers import (BACKENDS, DSN, POSTGRESQL_DRIVER, SERVER_BACKENDS, MariaDB, PostgreSQL,  # noqa: E402
                        SilentServer, closed_port, make_toggle, require_driver, unavailable,
                        without_driver)
 
@@ -145,6 +147,38 @@ def test_table_missing(request, tmp_path, odbc, backend):
     finally:
         toggle.server.restore_table()
     toggle.allowlist.add(NUMBER, "8008")
+    assert toggle.call(NUMBER, "8008").state == "LOGGEDOUT"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_database_missing(request, tmp_path, odbc, backend):
+    """The SQLite file is gone (NoCreat=1 stops a silent empty one), or the
+    DSN names a server database that does not exist. MariaDB does not tell
+    an account without rights there whether a database exists: it answers
+    "Access denied ... to database" (1044), so the reason says that."""
+    toggle = make_toggle(backend, request, tmp_path, odbc)
+    toggle.configure(timeout=BOUND)
+    if toggle.server is None:
+        os.remove(toggle.sqlite_path)
+    else:
+        toggle.odbc.add_dsn(DSN, **toggle.server.dsn_keys(Database=toggle.server.database + "_gone"))
+    reason = "db_permission_denied" if backend == "mariadb" else "db_not_found"
+    expect_fault(toggle, reason, "database missing")
+    if toggle.server is None:
+        assert not os.path.exists(toggle.sqlite_path), "the driver created an empty database"
+
+
+@pytest.mark.parametrize("backend", SERVER_BACKENDS)
+def test_select_grant_missing(request, tmp_path, odbc, backend):
+    """The AGI account exists and logs in, but may not read the table."""
+    toggle = make_toggle(backend, request, tmp_path, odbc)
+    toggle.configure(timeout=BOUND)
+    toggle.allowlist.add(NUMBER, "8008")
+    toggle.server.revoke_select()
+    try:
+        expect_fault(toggle, "db_permission_denied", "SELECT grant missing")
+    finally:
+        toggle.server.apply_grants()
     assert toggle.call(NUMBER, "8008").state == "LOGGEDOUT"
 
 
