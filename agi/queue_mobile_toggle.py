@@ -41,6 +41,12 @@ INTERFACE = re.compile(r"[A-Za-z0-9_./@-]{1,128}\Z")
 NAME_EXTRA = frozenset(" ._-")
 MAX_NAME = 64
 MAX_PENALTY = 1_000_000
+# GET FULL VARIABLE reads a dialplan function into a 4096-byte buffer
+# (VAR_BUF_SIZE): an answer this long may have been cut short.
+FULL_VARIABLE_LIMIT = 4095
+# With persistentmembers=yes (FreePBX's default) app_queue keeps every queue
+# that has dynamic members as a key of this astdb family.
+PERSISTED_QUEUES = "${DB_KEYS(Queue/PersistentMembers)}"
 SYSLOG_FACILITIES = ("user", "daemon") + tuple("local%d" % n for n in range(8))
 
 # One query, by the primary key's leading column; validity is judged in
@@ -270,10 +276,13 @@ class Decision:
 
 
 def decide_one_queue(number, queue, queue_exists, is_member, read_grants):
-    """Toggle in one named queue. `read_grants()` is called only when the
-    caller is not already a member, so logout never needs the database."""
+    """Toggle in one named queue. `read_grants()` is waited for only when
+    the caller is not already a member, so logout never needs the database.
+    `is_member` is None when Asterisk's member list was too long to trust."""
     if not queue_exists:
         return Decision(ERROR, "no_such_queue", detail=queue)
+    if is_member is None:
+        return Decision(ERROR, "member_list_too_long", detail=queue)
     if is_member:
         return Decision(LOGGEDIN, "member", [Grant(queue, 0, number, False)])
     try:
@@ -288,23 +297,27 @@ def decide_one_queue(number, queue, queue_exists, is_member, read_grants):
     return Decision(DENIED, "not_permitted", detail=queue)
 
 
-def candidate_queues(grants, managed_queues):
+def candidate_queues(grants, known_queues):
     """Queues the all-queues toggle looks at: every row of this number, live
-    or not (so a revoked member can still leave), plus the managed list."""
+    or not, plus the queues known without the table (the managed list and
+    those with persisted members), so that a revoked member can still leave."""
     seen = []
-    for queue in [grant.queue for grant in grants or ()] + list(managed_queues):
+    for queue in [grant.queue for grant in grants or ()] + list(known_queues):
         if queue not in seen:
             seen.append(queue)
     return seen
 
 
-def decide_all_queues(number, grants, lookup_failure, existing, members):
+def decide_all_queues(number, grants, lookup_failure, existing, members, unsure=()):
     """Toggle in all the caller's queues: a member of any leaves all of
     those; otherwise he joins every existing queue he is permitted in.
-    `grants` is None when the lookup failed; `existing` (a set) and
-    `members` (a list) are what Asterisk reported of the candidate queues."""
+    `grants` is None when the lookup failed; `existing` (a set), `members`
+    (a list) and `unsure` (queues whose member list was too long to trust)
+    are what Asterisk reported of the candidate queues."""
     if members:
         return Decision(LOGGEDIN, "member", [Grant(q, 0, number, False) for q in members])
+    if unsure:
+        return Decision(ERROR, "member_list_too_long", detail=",".join(unsure))
     if lookup_failure is not None:
         return Decision(ERROR, lookup_failure.reason, detail=lookup_failure.detail)
     live = [grant for grant in grants if grant.active]
@@ -399,29 +412,36 @@ def _first_line(exc):
     return printable(text.splitlines()[0] if text else type(exc).__name__, 200)
 
 
-def read_grants_bounded(settings, number, now, deadline):
-    """Read and judge the rows, giving up at `deadline` (time.monotonic()).
-    A driver blocked in C cannot be interrupted, so the read runs in a
-    daemon thread that is simply abandoned; main() then ends the process."""
-    outcome = {}
+class AllowlistRead:
+    """The caller's rows, read in a daemon thread that starts at once (it may
+    overlap questions to Asterisk). A driver blocked in C cannot be
+    interrupted: past the deadline the thread is abandoned and main() ends
+    the process without waiting for it."""
 
-    def work():
+    def __init__(self, settings, number, now):
+        self.settings, self.number, self.now = settings, number, now
+        self._rows = self._failure = None
+        self._worker = threading.Thread(target=self._read, name="allowlist", daemon=True)
+        self._worker.start()
+
+    def _read(self):
         try:
-            outcome["rows"] = read_rows(settings.connection, number, settings.timeout)
+            self._rows = read_rows(self.settings.connection, self.number, self.settings.timeout)
         except LookupFailed as failure:
-            outcome["failure"] = failure
+            self._failure = failure
         except Exception as exc:  # a driver bug must still fail closed
-            outcome["failure"] = LookupFailed("db_error", type(exc).__name__)
+            self._failure = LookupFailed("db_error", type(exc).__name__)
 
-    worker = threading.Thread(target=work, name="allowlist", daemon=True)
-    worker.start()
-    worker.join(max(0.0, deadline - time.monotonic()))
-    if worker.is_alive():
-        raise LookupFailed("db_timeout", "no answer within %gs" % settings.timeout)
-    if "failure" in outcome:
-        raise outcome["failure"]
-    grants = [judge_row(row, number, now) for row in outcome["rows"]]
-    return [grant for grant in grants if grant is not None]
+    def grants(self, deadline):
+        """The judged rows; raises LookupFailed, also when `deadline`
+        (time.monotonic()) passes first."""
+        self._worker.join(max(0.0, deadline - time.monotonic()))
+        if self._worker.is_alive():
+            raise LookupFailed("db_timeout", "no answer within %gs" % self.settings.timeout)
+        if self._failure is not None:
+            raise self._failure
+        judged = [judge_row(row, self.number, self.now) for row in self._rows]
+        return [grant for grant in judged if grant is not None]
 
 
 # --------------------------------------------------------------------------
@@ -460,9 +480,20 @@ class Channel:
         return self.agi.get_variable("QUEUE_EXISTS(%s)" % queue).strip() == "1"
 
     def is_member(self, queue, interface):
-        listed = self.agi.get_variable("QUEUE_MEMBER_LIST(%s)" % queue)
+        """True or False; None when the list filled Asterisk's buffer and
+        so may have lost the very member we look for."""
+        listed = self.agi.get_full_variable("${QUEUE_MEMBER_LIST(%s)}" % queue)
         wanted = interface.lower()
-        return any(member.strip().lower() == wanted for member in listed.split(","))
+        if any(member.strip().lower() == wanted for member in listed.split(",")):
+            return True
+        return None if len(listed) >= FULL_VARIABLE_LIMIT else False
+
+    def persisted_queues(self):
+        """Queues with persisted dynamic members (empty where
+        persistentmembers=no), names checked like any other."""
+        listed = self.agi.get_full_variable(PERSISTED_QUEUES)
+        return [queue for queue in (part.strip() for part in listed.split(","))
+                if is_valid_queue_name(queue)]
 
     def publish(self, number, decision, settings):
         for name, value in answer_variables(number, decision, settings):
@@ -536,26 +567,31 @@ def write_log(settings, line, warning):
 def decide(channel, settings, number, now, deadline):
     """Ask Asterisk and the allowlist; return the Decision."""
     queue = channel.queue_argument
+    if queue and not is_valid_queue_name(queue):
+        return Decision(ERROR, "bad_queue_argument")
     interface = settings.interface_for(number)
     if queue:
-        if not is_valid_queue_name(queue):
-            return Decision(ERROR, "bad_queue_argument")
         exists = channel.queue_exists(queue)
         member = exists and channel.is_member(queue, interface)
         return decide_one_queue(number, queue, exists, member,
-                                lambda: read_grants_bounded(settings, number, now, deadline))
+                                lambda: AllowlistRead(settings, number, now).grants(deadline))
+    allowlist = AllowlistRead(settings, number, now)  # reads while we ask Asterisk
+    known = settings.managed_queues + channel.persisted_queues()
     grants, failure = None, None
     try:
-        grants = read_grants_bounded(settings, number, now, deadline)
+        grants = allowlist.grants(deadline)
     except LookupFailed as lookup_failure:
         failure = lookup_failure
-    existing, members = set(), []
-    for candidate in candidate_queues(grants, settings.managed_queues):
+    existing, members, unsure = set(), [], []
+    for candidate in candidate_queues(grants, known):
         if channel.queue_exists(candidate):
             existing.add(candidate)
-            if channel.is_member(candidate, interface):
+            membership = channel.is_member(candidate, interface)
+            if membership:
                 members.append(candidate)
-    return decide_all_queues(number, grants, failure, existing, members)
+            elif membership is None:
+                unsure.append(candidate)
+    return decide_all_queues(number, grants, failure, existing, members, unsure)
 
 
 def decide_for_caller(channel, settings, config_problem, now, deadline):

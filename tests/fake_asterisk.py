@@ -89,12 +89,19 @@ class AgiRun:
         return [self.variables["QMT_QUEUE_%d" % i] for i in range(1, count + 1)]
 
 
+# res_agi reads GET VARIABLE functions into 1024 bytes, GET FULL VARIABLE
+# into VAR_BUF_SIZE (4096): longer values come back cut short.
+GET_VARIABLE_BUFFER, GET_FULL_VARIABLE_BUFFER = 1024, 4096
+
+
 class FakeAsterisk:
     """One channel's view of Asterisk: queues and their members."""
 
-    def __init__(self, queues=None):
+    def __init__(self, queues=None, persistent_members=True):
         # queue name -> list of member interfaces (as Asterisk spells them)
         self.queues = {name: list(members) for name, members in (queues or {}).items()}
+        # persistentmembers=yes: queues with members are keys in astdb.
+        self.persistent_members = persistent_members
         self.channel_vars = {}
 
     # -- dialplan functions and variables --------------------------------
@@ -107,6 +114,9 @@ class FakeAsterisk:
             if func == "QUEUE_MEMBER_LIST":
                 # A missing queue reads as empty (Asterisk also logs a warning).
                 return ",".join(self.queues.get(arg, []))
+            if func == "DB_KEYS" and arg == "Queue/PersistentMembers":
+                return ",".join(q for q, members in self.queues.items()
+                                if members and self.persistent_members)
             return None
         return self.channel_vars.get(name)
 
@@ -239,11 +249,15 @@ class FakeAsterisk:
         if dead and command not in DEAD_CHANNEL_COMMANDS:
             return "511 Command Not Permitted on a dead channel or intercept routine\n"
         if command in ("GET VARIABLE", "GET FULL VARIABLE"):
-            name = args[0]
-            if command == "GET FULL VARIABLE" and name.startswith("${") and name.endswith("}"):
-                name = name[2:-1]
+            name, limit = args[0], GET_VARIABLE_BUFFER
+            if command == "GET FULL VARIABLE":
+                if not (name.startswith("${") and name.endswith("}")):
+                    return "200 result=1 (%s)\n" % name  # plain text substitutes to itself
+                name, limit = name[2:-1], GET_FULL_VARIABLE_BUFFER
             value = self.read_variable(name)
-            return "200 result=0\n" if value is None else "200 result=1 (%s)\n" % value
+            if value is None:
+                return "200 result=0\n" if limit == GET_VARIABLE_BUFFER else "200 result=1 ()\n"
+            return "200 result=1 (%s)\n" % value[:limit - 1]
         if command == "SET VARIABLE":
             name, value = args
             self.channel_vars[name] = value

@@ -176,11 +176,37 @@ def test_disabled_number_logs_out_of_all_its_queues(toggle):
     assert (run.state, sorted(run.queues)) == ("LOGGEDIN", ["8008", "8010"])
 
 
-def test_deleted_number_logs_out_of_managed_queues_when_called_for_all(toggle):
-    toggle.configure(managed="8010")
+def test_deleted_number_logs_out_of_all_queues_found_in_astdb(toggle):
+    toggle.asterisk.queues["8008"] += ["PJSIP/101", IFACE]
     toggle.asterisk.queues["8010"].append(IFACE)
     run = toggle.call(N)
+    assert (run.state, run.queues) == ("LOGGEDIN", ["8008", "8010"])
+    assert "GET FULL VARIABLE \"${DB_KEYS(Queue/PersistentMembers)}\"" in run.commands
+
+
+def test_without_persistentmembers_the_managed_list_finds_the_queue(toggle):
+    toggle.asterisk.persistent_members = False
+    toggle.asterisk.queues["8010"].append(IFACE)
+    assert toggle.call(N).state == "DENIED"  # nothing tells the script of 8010
+    toggle.configure(managed="8010")
+    run = toggle.call(N)
     assert (run.state, run.queues) == ("LOGGEDIN", ["8010"])
+
+
+def test_a_member_list_too_long_to_trust_is_an_error_not_a_guess(toggle):
+    """Asterisk cuts GET FULL VARIABLE at 4095 bytes: past that, 'not in
+    the list' may be wrong, so the script says so instead of logging in."""
+    toggle.allowlist.add(N, "8008")
+    toggle.asterisk.queues["8008"] += ["Local/%011d@outbound-allroutes/n" % i for i in range(120)]
+    toggle.asterisk.queues["8008"].append(IFACE)  # cut off by the buffer
+    for queue in ("8008", None):
+        run = toggle.call(N, queue)
+        assert (run.state, run.get("QMT_REASON")) == ("ERROR", "member_list_too_long")
+
+
+def test_a_long_member_list_still_finds_a_member_before_the_cut(toggle):
+    toggle.asterisk.queues["8008"] += [IFACE] + ["Local/%011d@outbound-allroutes/n" % i for i in range(120)]
+    assert toggle.call(N, "8008").state == "LOGGEDIN"
 
 
 # -- queues that do not exist --------------------------------------------------------
@@ -216,7 +242,6 @@ def test_missing_database_still_lets_a_member_log_out(toggle, tmp_path):
     os.remove(str(tmp_path / "allowlist.sqlite"))
     toggle.asterisk.queues["8008"].append(IFACE)
     assert toggle.call(N, "8008").state == "LOGGEDIN"
-    toggle.configure(managed="8008")
     assert toggle.call(N).state == "LOGGEDIN"
 
 

@@ -173,6 +173,18 @@ def test_all_queues_only_missing_queues_is_an_error():
                                                                   "missing_queues=7777")
 
 
+def test_one_queue_untrustworthy_member_list_is_an_error():
+    decision = decide_one_queue(NUMBER, "8008", True, None, never_read)
+    assert (decision.state, decision.reason) == (ERROR, "member_list_too_long")
+
+
+def test_all_queues_untrustworthy_member_list_blocks_a_login_but_not_a_logout():
+    live = grants(row("8008"), row("8010"))
+    assert decide_all_queues(NUMBER, live, None, {"8008", "8010"}, [], ["8010"]).reason == \
+        "member_list_too_long"
+    assert decide_all_queues(NUMBER, live, None, {"8008", "8010"}, ["8008"], ["8010"]).state == LOGGEDIN
+
+
 def test_candidate_queues_cover_every_row_and_the_managed_list_once():
     assert qmt.candidate_queues(grants(row("8008", enabled=0), row("8010")), ["8010", "9000"]) == \
         ["8008", "8010", "9000"]
