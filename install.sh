@@ -18,6 +18,9 @@ CONTEXT=app-queue-toggle-mob
 SQLITE_DB=/var/lib/asterisk/queue_mobile_toggle.sqlite
 ODBC_INI=/etc/odbc.ini
 DEFAULT_DSN=queue_mobile_toggle
+DSN_DESCRIPTION="queue-mobile-toggle allowlist (added by install.sh)"
+ODBCINST_INI=/etc/odbcinst.ini                 # where the ODBC drivers are registered
+PG_DRIVER="PostgreSQL Unicode"                  # psqlODBC's name there
 AST_USER=asterisk
 REQUIREMENTS=$SRC/agi/requirements.txt     # the pinned run-time packages
 TABLE=queue_mobile_agents
@@ -129,6 +132,8 @@ ast_has() {  # ast_has COMMAND TEXT: the command's output contains TEXT
     [[ $o == *"$2"* ]]
 }
 
+context_loaded() { ast_has "dialplan show $CONTEXT" "Context '$CONTEXT'"; }
+
 running_agi_dir() {
     local o
     o=$(ast_cli 'core show settings')
@@ -179,6 +184,13 @@ resolve_agi_dir() {
     AGI_DIR=/var/lib/asterisk/agi-bin AGI_DIR_FROM="Asterisk's stock default"
 }
 
+# The agi-bin of the installed script (for --check and --uninstall): the one
+# the manifest recorded, else where Asterisk would look. Sets AGI_DIR.
+installed_agi_dir() {
+    AGI_DIR=$(manifest_get agi_dir)
+    if [ -z "$AGI_DIR" ]; then resolve_agi_dir; fi
+}
+
 # FreePBX keeps admin dialplan in extensions_custom.conf (it rewrites the rest).
 include_file() {
     if [ -f /etc/freepbx.conf ] || [ -f /etc/amportal.conf ] || [ -f "$ASTETC/extensions_custom.conf" ]; then
@@ -186,6 +198,14 @@ include_file() {
     else
         echo "$ASTETC/extensions.conf"
     fi
+}
+
+# The files that have our #include line, one a line.
+files_with_include() {
+    local f
+    for f in "$ASTETC/extensions.conf" "$ASTETC/extensions_custom.conf"; do
+        if [ -f "$f" ] && grep -qE "$INCLUDE_RE" "$f"; then echo "$f"; fi
+    done
 }
 
 # The ODBC connection string of a config file (the script's default if unset).
@@ -208,18 +228,69 @@ plain_dsn() {
 any_dsn() {
     local c=";$1"
     if [[ $c =~ \;[[:space:]]*[Dd][Ss][Nn][[:space:]]*=[[:space:]]*([^\;]+) ]]; then
-        echo "${BASH_REMATCH[1]}" | sed 's/[[:space:]]*$//'
+        c=${BASH_REMATCH[1]}
+        echo "${c%"${c##*[![:space:]]}"}"       # without trailing blanks
     fi
 }
 
-dsn_defined() { [ -f "$ODBC_INI" ] && grep -qiE "^[[:space:]]*\[$1\][[:space:]]*$" "$ODBC_INI"; }
+# ini_has FILE SECTION: FILE has a [SECTION] (names compare case-insensitively).
+ini_has() {
+    [ -f "$1" ] || return 1
+    awk -v sec="$2" '
+        /^[[:space:]]*\[/ { s = $0; gsub(/^[[:space:]]*\[|\][[:space:]]*$/, "", s); if (tolower(s) == tolower(sec)) { found = 1; exit } }
+        END { exit !found }' "$1"
+}
 
-dsn_value() {  # dsn_value NAME KEY
-    [ -f "$ODBC_INI" ] || return 0
-    awk -v sec="$1" -v key="$2" '
+# ini_value FILE SECTION KEY: the value of KEY in [SECTION], else "".
+ini_value() {
+    [ -f "$1" ] || return 0
+    awk -v sec="$2" -v key="$3" '
         /^[[:space:]]*\[/ { s = $0; gsub(/^[[:space:]]*\[|\][[:space:]]*$/, "", s); insec = (tolower(s) == tolower(sec)); next }
         insec { k = $0; sub(/[[:space:]]*=.*/, "", k); gsub(/^[[:space:]]+/, "", k)
-                if (tolower(k) == tolower(key)) { v = $0; sub(/^[^=]*=[[:space:]]*/, "", v); sub(/[[:space:]]+$/, "", v); print v; exit } }' "$ODBC_INI"
+                if (tolower(k) == tolower(key)) { v = $0; sub(/^[^=]*=[[:space:]]*/, "", v); sub(/[[:space:]]+$/, "", v); print v; exit } }' "$1"
+}
+
+# Filters for rewrite_file: stdin to stdout.
+ini_without_section() {  # ini_without_section SECTION
+    awk -v sec="$1" '
+        /^[[:space:]]*\[/ { s = $0; gsub(/^[[:space:]]*\[|\][[:space:]]*$/, "", s); skip = (tolower(s) == tolower(sec)) }
+        !skip'
+}
+ini_with_value() {  # ini_with_value SECTION KEY VALUE: an existing KEY of [SECTION] set to VALUE
+    awk -v sec="$1" -v key="$2" -v val="$3" '
+        /^[[:space:]]*\[/ { s = $0; gsub(/^[[:space:]]*\[|\][[:space:]]*$/, "", s); insec = (tolower(s) == tolower(sec)); print; next }
+        insec { k = $0; sub(/[[:space:]]*=.*/, "", k); gsub(/^[[:space:]]+/, "", k)
+                if (tolower(k) == tolower(key) && match($0, /=[[:space:]]*/)) $0 = substr($0, 1, RSTART + RLENGTH - 1) val }
+        { print }'
+}
+without_include_line() { grep -vE "$INCLUDE_RE" || [ $? = 1 ]; }   # grep: 1 = no line left
+
+# rewrite_file FILE FILTER [ARG...]: FILE becomes FILTER's output on FILE,
+# written in place so that FILE keeps its owner and mode.
+rewrite_file() {
+    local file=$1 tmp
+    shift
+    tmp=$(mktemp)
+    if ! "$@" <"$file" >"$tmp"; then rm -f "$tmp"; return 1; fi
+    cat "$tmp" >"$file"
+    rm -f "$tmp"
+}
+
+# Before appending lines to a file: end its last line if it is unfinished.
+end_last_line() {
+    if [ -s "$1" ] && [ -n "$(tail -c 1 "$1")" ]; then echo >>"$1"; fi
+}
+
+dsn_defined() { ini_has "$ODBC_INI" "$1"; }
+dsn_value() { ini_value "$ODBC_INI" "$1" "$2"; }   # dsn_value NAME KEY
+
+# psqlODBC's CommLog in Debian's /etc/odbcinst.ini: when on, it writes a
+# /tmp/psqlodbc_*.log for every connection, whatever the DSN says.
+psqlodbc_commlog() { ini_value "$ODBCINST_INI" "$PG_DRIVER" CommLog; }
+psqlodbc_commlog_on() {   # the driver reads the value with atoi(): on when > 0
+    local v
+    v=$(psqlodbc_commlog)
+    [[ $v =~ ^[0-9]+ ]] && (( 10#${BASH_REMATCH[0]} > 0 ))
 }
 
 driver_package() {
@@ -229,21 +300,30 @@ driver_package() {
         postgresql) echo odbc-postgresql ;;
     esac
 }
-driver_name() {
-    case $1 in
-        sqlite) echo SQLite3 ;;
-        mariadb) echo "MariaDB Unicode" ;;
-        postgresql) echo "PostgreSQL Unicode" ;;
-    esac
+
+# The allowlist backend: --db, else what an earlier install recorded, else
+# the one the driver of the config's DSN names; sqlite by default. Sets BACKEND.
+find_backend() {
+    BACKEND=${DB:-$(manifest_get backend)}
+    if [ -z "$BACKEND" ] && [ -f "$CONFIG" ] && command -v python3 >/dev/null 2>&1; then
+        local d
+        d=$(any_dsn "$(config_connection "$CONFIG" 2>/dev/null)")   # unparsable: said later
+        case $(dsn_value "$d" Driver) in
+            *[Mm]aria*|*[Mm]y[Ss][Qq][Ll]*) BACKEND=mariadb ;;
+            *[Pp]ostgre*) BACKEND=postgresql ;;
+        esac
+    fi
+    BACKEND=${BACKEND:-sqlite}
 }
 
 sha_of() { sha256sum "$1" | cut -d' ' -f1; }
+mode_of() { stat -c '%a %U:%G' "$1"; }               # "640 root:asterisk"
+readable_by_others() { (( 8#$(stat -c %a "$1") & 8#007 )); }
 
 # install_file SRC DEST MODE OWNER:GROUP LABEL: copy only when different.
 install_file() {
     local src=$1 dest=$2 mode=$3 own=$4 label=$5
-    if [ -f "$dest" ] && cmp -s "$src" "$dest" &&
-        [ "$(stat -c '%a %U:%G' "$dest")" = "$mode $own" ]; then
+    if [ -f "$dest" ] && cmp -s "$src" "$dest" && [ "$(mode_of "$dest")" = "$mode $own" ]; then
         ok "$label: $dest unchanged"
     else
         install -m "$mode" -o "${own%%:*}" -g "${own##*:}" "$src" "$dest"
@@ -261,51 +341,46 @@ venv_ok() {
     done
 }
 
-write_manifest() {
-    local tmp
-    tmp=$(mktemp)
-    {
-        echo "# queue-mobile-toggle install.sh manifest: what --uninstall removes"
-        echo "agi_dir=$AGI_DIR"
-        echo "include_file=$INCLUDE_FILE"
-        echo "dsn_added=$M_DSN_ADDED"
-        echo "sqlite_db=$M_SQLITE_DB"
-        echo "config_sha256=$M_CONFIG_SHA"
-        echo "backend=$M_BACKEND"
-    } >"$tmp"
-    if [ -f "$MANIFEST" ] && cmp -s "$tmp" "$MANIFEST"; then
-        rm -f "$tmp"
-    else
-        install -m 0644 "$tmp" "$MANIFEST"
-        rm -f "$tmp"
-    fi
+# ------------------------------------------------------------------ install
+# What the install steps share, besides AGI_DIR (resolve_agi_dir) and
+# BACKEND (find_backend):
+WANT_DSN=""          # the allowlist's DSN: --dsn, else the default
+CONN=""              # the config's ODBC connection string (read_config_connection)
+INCLUDE_FILE=""      # the file with our #include line (install_include_line)
+DIALPLAN_CHANGED=0   # 1 when install_dialplan changed a file (reload_dialplan)
+# and what write_manifest records for --uninstall:
+M_CONFIG_SHA="" M_DSN_ADDED="" M_SQLITE_DB=""
+
+do_install() {
+    require_install_prerequisites
+    find_backend
+    WANT_DSN=${DSN:-$DEFAULT_DSN}
+    install_os_packages
+    quiet_psqlodbc_commlog
+    install_venv
+    install_agi_script
+    install_config
+    read_config_connection
+    install_allowlist
+    install_dialplan
+    write_manifest
+    reload_dialplan
+    report_install
 }
 
-# ------------------------------------------------------------------ install
-do_install() {
+require_install_prerequisites() {
     local f
     for f in agi/$SCRIPT agi/$DIALPLAN agi/queue_mobile_toggle.conf.example sql/sqlite.sql; do
         [ -f "$SRC/$f" ] || die "source file missing: $SRC/$f (run $PROG from the unpacked project)"
     done
     id "$AST_USER" >/dev/null 2>&1 || die "no '$AST_USER' user: install Asterisk first"
     command -v python3 >/dev/null 2>&1 || [ "$NO_APT" = 0 ] || die "python3 is missing (and --no-apt was given)"
+}
 
-    # Which backend: --db, else what an earlier install or the config says.
-    local backend=${DB:-$(manifest_get backend)}
-    if [ -z "$backend" ] && [ -f "$CONFIG" ] && command -v python3 >/dev/null 2>&1; then
-        local d
-        d=$(any_dsn "$(config_connection "$CONFIG")")
-        case $(dsn_value "$d" Driver) in
-            *[Mm]aria*|*[Mm]y[Ss][Qq][Ll]*) backend=mariadb ;;
-            *[Pp]ostgre*) backend=postgresql ;;
-        esac
-    fi
-    backend=${backend:-sqlite}
-    local dsn=${DSN:-$DEFAULT_DSN}
-
-    # 1. OS packages
-    local pkgs=(unixodbc python3 python3-venv "$(driver_package "$backend")") missing=() p
-    [ "$backend" = sqlite ] && pkgs+=(sqlite3)
+# The ODBC manager, Python, the backend's ODBC driver (and for SQLite its CLI).
+install_os_packages() {
+    local pkgs=(unixodbc python3 python3-venv "$(driver_package "$BACKEND")") missing=() p
+    if [ "$BACKEND" = sqlite ]; then pkgs+=(sqlite3); fi
     if ! command -v dpkg-query >/dev/null 2>&1; then
         note "packages: no dpkg here; make sure ${pkgs[*]} (or equivalents) are installed"
     else
@@ -327,23 +402,43 @@ do_install() {
         fi
     fi
     command -v python3 >/dev/null 2>&1 || die "python3 is missing"
+}
 
-    # 2. Python virtual environment with the pinned packages
+# PostgreSQL backend only: CommLog=0 for the driver in /etc/odbcinst.ini.
+quiet_psqlodbc_commlog() {
+    [ "$BACKEND" = postgresql ] || return 0
+    local where="[$PG_DRIVER] of $ODBCINST_INI"
+    if ! ini_has "$ODBCINST_INI" "$PG_DRIVER"; then
+        note "odbcinst: no $where (odbc-postgresql registers the driver there)"
+    elif psqlodbc_commlog_on; then
+        local was
+        was=$(psqlodbc_commlog)
+        rewrite_file "$ODBCINST_INI" ini_with_value "$PG_DRIVER" CommLog 0
+        changed "odbcinst: CommLog=0 in $where (was $was: a /tmp/psqlodbc_*.log file for every call)"
+    else
+        ok "odbcinst: CommLog is off in $where"
+    fi
+}
+
+# A virtual environment with the pinned Python packages, rebuilt when it lacks one.
+install_venv() {
     if venv_ok; then
         ok "venv: $VENV has ${PINS[*]}"
-    else
-        mkdir -p "$PREFIX"
-        if [ -e "$VENV" ]; then rm -rf "$VENV"; fi
-        python3 -m venv "$VENV" >/dev/null || die "venv: python3 -m venv $VENV failed (is python3-venv installed?)"
-        local pipargs=(install --quiet --disable-pip-version-check --no-cache-dir)
-        if [ -n "$WHEELHOUSE" ]; then pipargs+=(--no-index --find-links "$WHEELHOUSE"); fi
-        "$VENV/bin/python3" -m pip "${pipargs[@]}" -r "$REQUIREMENTS" ||
-            die "venv: pip install ${PINS[*]} failed${WHEELHOUSE:+ from $WHEELHOUSE} (see docs/install.md, 'Offline')"
-        venv_ok || die "venv: $VENV cannot import asterisk.agi and pyodbc after pip install"
-        changed "venv: created $VENV with ${PINS[*]}${WHEELHOUSE:+ (offline, from $WHEELHOUSE)}"
+        return
     fi
+    mkdir -p "$PREFIX"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV" >/dev/null || die "venv: python3 -m venv $VENV failed (is python3-venv installed?)"
+    local pipargs=(install --quiet --disable-pip-version-check --no-cache-dir)
+    if [ -n "$WHEELHOUSE" ]; then pipargs+=(--no-index --find-links "$WHEELHOUSE"); fi
+    "$VENV/bin/python3" -m pip "${pipargs[@]}" -r "$REQUIREMENTS" ||
+        die "venv: pip install ${PINS[*]} failed${WHEELHOUSE:+ from $WHEELHOUSE} (see docs/install.md, 'Offline')"
+    venv_ok || die "venv: $VENV cannot import asterisk.agi and pyodbc after pip install"
+    changed "venv: created $VENV with ${PINS[*]}${WHEELHOUSE:+ (offline, from $WHEELHOUSE)}"
+}
 
-    # 3. The AGI script, its shebang on the venv's Python
+# The AGI script, in the agi-bin Asterisk uses, its shebang on the venv's Python.
+install_agi_script() {
     resolve_agi_dir
     if [ -d "$AGI_DIR" ]; then
         ok "agi-bin: $AGI_DIR (from $AGI_DIR_FROM)"
@@ -356,44 +451,54 @@ do_install() {
     { echo "#!$VENV/bin/python3"; sed '1{/^#!/d}' "$SRC/agi/$SCRIPT"; } >"$tmp"
     install_file "$tmp" "$AGI_DIR/$SCRIPT" 750 "root:$AST_USER" "script"
     rm -f "$tmp"
+}
 
-    # 4. The config: written only when none exists
+# The config, written only when none exists; never readable by others.
+install_config() {
     M_CONFIG_SHA=$(manifest_get config_sha256)
     if [ -f "$CONFIG" ]; then
         ok "config: $CONFIG exists, kept as it is"
-        if (( 8#$(stat -c %a "$CONFIG") & 8#007 )); then
+        if readable_by_others "$CONFIG"; then
             chmod o-rwx "$CONFIG"
             changed "config: $CONFIG was readable by others: now mode $(stat -c %a "$CONFIG")"
         fi
+        return
+    fi
+    local tmp
+    tmp=$(mktemp)
+    if [ "$BACKEND" = sqlite ] && [ "$WANT_DSN" = "$DEFAULT_DSN" ]; then
+        cp "$SRC/agi/queue_mobile_toggle.conf.example" "$tmp"
     else
-        tmp=$(mktemp)
-        if [ "$backend" = sqlite ] && [ "$dsn" = "$DEFAULT_DSN" ]; then
-            cp "$SRC/agi/queue_mobile_toggle.conf.example" "$tmp"
-        else
-            sed "s|^connection *=.*|connection = DSN=$dsn|" "$SRC/agi/queue_mobile_toggle.conf.example" >"$tmp"
-        fi
-        install -m 640 -o root -g "$AST_USER" "$tmp" "$CONFIG"
-        rm -f "$tmp"
-        M_CONFIG_SHA=$(sha_of "$CONFIG")
-        changed "config: wrote $CONFIG (mode 640, root:$AST_USER; connection = DSN=$dsn)"
+        sed "s|^connection *=.*|connection = DSN=$WANT_DSN|" "$SRC/agi/queue_mobile_toggle.conf.example" >"$tmp"
     fi
-    local conn cdsn
-    conn=$(config_connection "$CONFIG") || die "config: cannot parse $CONFIG"
-    cdsn=$(plain_dsn "$conn")
-    if [ -n "$DSN$DB" ] && [ "$(any_dsn "$conn")" != "$dsn" ]; then
-        note "config: $CONFIG says 'connection = ${conn%%;*}...', not DSN=$dsn; edit it if --dsn $dsn is what you want"
-    fi
+    install -m 640 -o root -g "$AST_USER" "$tmp" "$CONFIG"
+    rm -f "$tmp"
+    M_CONFIG_SHA=$(sha_of "$CONFIG")
+    changed "config: wrote $CONFIG (mode 640, root:$AST_USER; connection = DSN=$WANT_DSN)"
+}
 
-    # 5. The embedded default: a SQLite allowlist and its DSN
+# Sets CONN; a note when --db/--dsn asked for a DSN the kept config does not name.
+read_config_connection() {
+    CONN=$(config_connection "$CONFIG") || die "config: cannot parse $CONFIG"
+    if [ -n "$DSN$DB" ] && [ "$(any_dsn "$CONN")" != "$WANT_DSN" ]; then
+        note "config: $CONFIG says 'connection = ${CONN%%;*}...', not DSN=$WANT_DSN; edit it if --dsn $WANT_DSN is what you want"
+    fi
+}
+
+# The allowlist: a server's is the admin's to set up; the embedded default
+# is a SQLite file and its DSN, made here unless the config points elsewhere.
+install_allowlist() {
     M_DSN_ADDED=$(manifest_get dsn_added) M_SQLITE_DB=$(manifest_get sqlite_db)
-    if [ "$backend" != sqlite ]; then
+    local cdsn
+    cdsn=$(plain_dsn "$CONN")
+    if [ "$BACKEND" != sqlite ]; then
         local sdsn
-        sdsn=$(any_dsn "$conn")
-        sdsn=${sdsn:-$dsn}
-        ok "allowlist: $backend through DSN=$sdsn (no SQLite file; the DSN is yours to define, see docs/install.md)"
+        sdsn=$(any_dsn "$CONN")
+        sdsn=${sdsn:-$WANT_DSN}
+        ok "allowlist: $BACKEND through DSN=$sdsn (no SQLite file; the DSN is yours to define, see docs/install.md)"
         dsn_defined "$sdsn" || note "allowlist: DSN $sdsn is not defined in $ODBC_INI yet"
     elif [ -z "$cdsn" ] || { [ -n "$DSN" ] && [ "$cdsn" != "$DSN" ]; }; then
-        ok "allowlist: the config points elsewhere (${conn%%;*}...): no SQLite allowlist created"
+        ok "allowlist: the config points elsewhere (${CONN%%;*}...): no SQLite allowlist created"
     elif dsn_defined "$cdsn" && [ "$cdsn" != "$M_DSN_ADDED" ]; then
         ok "allowlist: DSN $cdsn is already defined in $ODBC_INI (driver $(dsn_value "$cdsn" Driver)): left as it is"
     else
@@ -402,92 +507,137 @@ do_install() {
         local db
         db=$(dsn_value "$cdsn" Database)
         db=${db:-$SQLITE_DB}
-        if [ -d "$(dirname "$db")" ]; then :; else
-            install -d -m 750 -o root -g "$AST_USER" "$(dirname "$db")"
-            changed "allowlist: created $(dirname "$db") (mode 750, root:$AST_USER)"
-        fi
-        if [ -f "$db" ] && python3 - "$db" "$TABLE" <<'PY'
+        install_sqlite_allowlist "$db"
+        install_sqlite_dsn "$cdsn" "$db"
+    fi
+}
+
+sqlite_has_table() {  # sqlite_has_table DB TABLE
+    [ -f "$1" ] || return 1
+    python3 - "$1" "$2" <<'PY'
 import sqlite3, sys
 c = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
 sys.exit(0 if c.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (sys.argv[2],)).fetchone() else 1)
 PY
-        then
-            ok "allowlist: $db has table $TABLE"
-        else
-            python3 - "$db" "$SRC/sql/sqlite.sql" <<'PY' || die "allowlist: could not create $db"
+}
+
+create_sqlite_tables() {  # create_sqlite_tables DB SQL_FILE
+    python3 - "$1" "$2" <<'PY'
 import sqlite3, sys
 c = sqlite3.connect(sys.argv[1])
 with open(sys.argv[2], encoding="utf-8") as f:
     c.executescript(f.read())
 c.commit()
 PY
-            changed "allowlist: created table $TABLE in $db from sql/sqlite.sql"
-        fi
-        if [ "$(stat -c '%a %U:%G' "$db")" != "640 root:$AST_USER" ]; then
-            chown "root:$AST_USER" "$db"; chmod 640 "$db"
-            changed "allowlist: $db is mode 640, root:$AST_USER (the asterisk group reads it)"
-        fi
-        M_SQLITE_DB=$db
-        if dsn_defined "$cdsn"; then
-            ok "allowlist: DSN $cdsn in $ODBC_INI"
-        else
-            [ -f "$ODBC_INI" ] || install -m 644 /dev/null "$ODBC_INI"
-            if [ -s "$ODBC_INI" ] && [ -n "$(tail -c 1 "$ODBC_INI")" ]; then echo >>"$ODBC_INI"; fi
-            cat >>"$ODBC_INI" <<EOF
-[$cdsn]
-Description = queue-mobile-toggle allowlist (added by install.sh)
+}
+
+# install_sqlite_allowlist DB: the SQLite file with its table, readable by
+# the asterisk group only.
+install_sqlite_allowlist() {
+    local db=$1 dir
+    dir=$(dirname "$db")
+    if [ ! -d "$dir" ]; then
+        install -d -m 750 -o root -g "$AST_USER" "$dir"
+        changed "allowlist: created $dir (mode 750, root:$AST_USER)"
+    fi
+    if sqlite_has_table "$db" "$TABLE"; then
+        ok "allowlist: $db has table $TABLE"
+    else
+        create_sqlite_tables "$db" "$SRC/sql/sqlite.sql" || die "allowlist: could not create $db"
+        changed "allowlist: created table $TABLE in $db from sql/sqlite.sql"
+    fi
+    if [ "$(mode_of "$db")" != "640 root:$AST_USER" ]; then
+        chown "root:$AST_USER" "$db"; chmod 640 "$db"
+        changed "allowlist: $db is mode 640, root:$AST_USER (the asterisk group reads it)"
+    fi
+    M_SQLITE_DB=$db
+}
+
+# install_sqlite_dsn NAME DB: the DSN in /etc/odbc.ini, added when missing.
+install_sqlite_dsn() {
+    local name=$1 db=$2
+    if dsn_defined "$name"; then
+        ok "allowlist: DSN $name in $ODBC_INI"
+        return
+    fi
+    [ -f "$ODBC_INI" ] || install -m 644 /dev/null "$ODBC_INI"
+    end_last_line "$ODBC_INI"
+    cat >>"$ODBC_INI" <<EOF
+[$name]
+Description = $DSN_DESCRIPTION
 Driver = SQLite3
 Database = $db
 NoCreat = 1
 Timeout = 2000
 EOF
-            M_DSN_ADDED=$cdsn
-            changed "allowlist: added DSN $cdsn (SQLite3, $db) to $ODBC_INI"
-        fi
-    fi
+    M_DSN_ADDED=$name
+    changed "allowlist: added DSN $name (SQLite3, $db) to $ODBC_INI"
+}
 
-    # 6. The dialplan file and exactly one #include line
-    local dialplan_changed=$CHANGES
+# The dialplan file and exactly one #include line; sets DIALPLAN_CHANGED.
+install_dialplan() {
+    local before=$CHANGES
     install_file "$SRC/agi/$DIALPLAN" "$ASTETC/$DIALPLAN" 644 "root:root" "dialplan"
-    INCLUDE_FILE=$(include_file)
-    local where=""
-    for f in "$ASTETC/extensions.conf" "$ASTETC/extensions_custom.conf"; do
-        if [ -f "$f" ] && grep -qE "$INCLUDE_RE" "$f"; then where=$f; break; fi
-    done
-    if [ -n "$where" ]; then
-        INCLUDE_FILE=$where
-        ok "include: $where has '$INCLUDE_LINE'"
+    install_include_line
+    DIALPLAN_CHANGED=$(( CHANGES > before ))
+}
+
+# Sets INCLUDE_FILE: where the line is, or the file it is added to.
+install_include_line() {
+    local where
+    mapfile -t where < <(files_with_include)
+    if [ ${#where[@]} -gt 0 ]; then
+        INCLUDE_FILE=${where[0]}
+        ok "include: $INCLUDE_FILE has '$INCLUDE_LINE'"
     else
-        if [ -s "$INCLUDE_FILE" ] && [ -n "$(tail -c 1 "$INCLUDE_FILE")" ]; then echo >>"$INCLUDE_FILE"; fi
+        INCLUDE_FILE=$(include_file)
+        end_last_line "$INCLUDE_FILE"
         echo "$INCLUDE_LINE" >>"$INCLUDE_FILE"
         changed "include: added '$INCLUDE_LINE' to $INCLUDE_FILE"
     fi
-    [ "$CHANGES" = "$dialplan_changed" ] && dialplan_changed=0 || dialplan_changed=1
+}
 
-    M_BACKEND=$backend
-    write_manifest
-
-    # 7. Reload the dialplan when Asterisk runs
-    if asterisk_running; then
-        if [ "$dialplan_changed" = 1 ] || ! context_loaded; then
-            ast_cli 'dialplan reload' >/dev/null || true
-            if context_loaded; then
-                changed "asterisk: dialplan reloaded, context $CONTEXT loaded"
-            else
-                die "asterisk: dialplan reloaded but context $CONTEXT is not loaded (check the Asterisk log)"
-            fi
-        else
-            ok "asterisk: context $CONTEXT loaded"
-        fi
-        local running_dir
-        running_dir=$(running_agi_dir)
-        if [ -n "$running_dir" ] && [ "$running_dir" != "$AGI_DIR" ]; then
-            note "asterisk: it looks for AGI scripts in $running_dir, not $AGI_DIR"
-        fi
-    else
-        note "asterisk: not running; the dialplan loads when it starts"
+# What --uninstall removes; rewritten only when different.
+write_manifest() {
+    local tmp
+    tmp=$(mktemp)
+    {
+        echo "# queue-mobile-toggle install.sh manifest: what --uninstall removes"
+        echo "agi_dir=$AGI_DIR"
+        echo "include_file=$INCLUDE_FILE"
+        echo "dsn_added=$M_DSN_ADDED"
+        echo "sqlite_db=$M_SQLITE_DB"
+        echo "config_sha256=$M_CONFIG_SHA"
+        echo "backend=$BACKEND"
+    } >"$tmp"
+    if [ ! -f "$MANIFEST" ] || ! cmp -s "$tmp" "$MANIFEST"; then
+        install -m 0644 "$tmp" "$MANIFEST"
     fi
+    rm -f "$tmp"
+}
 
+# When Asterisk runs: reload the dialplan if it changed or our context is not loaded.
+reload_dialplan() {
+    if ! asterisk_running; then
+        note "asterisk: not running; the dialplan loads when it starts"
+        return
+    fi
+    if [ "$DIALPLAN_CHANGED" = 1 ] || ! context_loaded; then
+        ast_cli 'dialplan reload' >/dev/null
+        context_loaded ||
+            die "asterisk: dialplan reloaded but context $CONTEXT is not loaded (check the Asterisk log)"
+        changed "asterisk: dialplan reloaded, context $CONTEXT loaded"
+    else
+        ok "asterisk: context $CONTEXT loaded"
+    fi
+    local running_dir
+    running_dir=$(running_agi_dir)
+    if [ -n "$running_dir" ] && [ "$running_dir" != "$AGI_DIR" ]; then
+        note "asterisk: it looks for AGI scripts in $running_dir, not $AGI_DIR"
+    fi
+}
+
+report_install() {
     if [ "$CHANGES" = 0 ]; then
         echo "queue-mobile-toggle: already installed, nothing changed."
     else
@@ -495,60 +645,83 @@ EOF
     fi
 }
 
-context_loaded() { ast_has "dialplan show $CONTEXT" "Context '$CONTEXT'"; }
-
 # -------------------------------------------------------------------- check
 do_check() {
-    local agi_dir script conn dsn
-    agi_dir=$(manifest_get agi_dir)
-    if [ -z "$agi_dir" ]; then resolve_agi_dir; agi_dir=$AGI_DIR; fi
-    script=$agi_dir/$SCRIPT
+    installed_agi_dir
     id "$AST_USER" >/dev/null 2>&1 || { fail "user: no '$AST_USER' user"; report_check; }
+    check_agi_script
+    check_venv
+    if check_config; then
+        check_dsn
+        check_allowlist_reachable
+    fi
+    check_psqlodbc_commlog
+    check_dialplan
+    check_asterisk
+    report_check
+}
 
-    # The script and its virtual environment, as the asterisk user sees them
+# The script and its virtual environment, as the asterisk user sees them.
+check_agi_script() {
+    local script=$AGI_DIR/$SCRIPT shebang
     if [ ! -f "$script" ]; then
         fail "script: $script is missing"
-    else
-        local shebang
-        shebang=$(head -n 1 "$script")
-        if [ "$shebang" != "#!$VENV/bin/python3" ]; then
-            fail "script: $script starts with '$shebang', not #!$VENV/bin/python3"
-        elif ! as_asterisk test -x "$script"; then
-            fail "script: $AST_USER cannot run $script ($(stat -c '%a %U:%G' "$script"))"
-        elif as_asterisk test -w "$script"; then
-            fail "script: $AST_USER can change $script ($(stat -c '%a %U:%G' "$script")); want 750 root:$AST_USER"
-        elif ! as_asterisk "$VENV/bin/python3" -c 'import sys; compile(open(sys.argv[1], encoding="utf-8").read(), sys.argv[1], "exec"); import asterisk.agi, pyodbc' "$script" 2>/dev/null; then
-            fail "script: $VENV/bin/python3 cannot compile it or import asterisk.agi/pyodbc as $AST_USER"
-        else
-            pass "script: $script runs under $VENV/bin/python3 ($(stat -c '%a %U:%G' "$script"))"
-        fi
+        return
     fi
-    if venv_ok; then pass "venv: ${PINS[*]}"; else fail "venv: $VENV lacks ${PINS[*]} (run $PROG again)"; fi
+    shebang=$(head -n 1 "$script")
+    if [ "$shebang" != "#!$VENV/bin/python3" ]; then
+        fail "script: $script starts with '$shebang', not #!$VENV/bin/python3"
+    elif ! as_asterisk test -x "$script"; then
+        fail "script: $AST_USER cannot run $script ($(mode_of "$script"))"
+    elif as_asterisk test -w "$script"; then
+        fail "script: $AST_USER can change $script ($(mode_of "$script")); want 750 root:$AST_USER"
+    elif ! as_asterisk "$VENV/bin/python3" -c 'import sys; compile(open(sys.argv[1], encoding="utf-8").read(), sys.argv[1], "exec"); import asterisk.agi, pyodbc' "$script" 2>/dev/null; then
+        fail "script: $VENV/bin/python3 cannot compile it or import asterisk.agi/pyodbc as $AST_USER"
+    else
+        pass "script: $script runs under $VENV/bin/python3 ($(mode_of "$script"))"
+    fi
+}
 
-    # The config
+check_venv() {
+    if venv_ok; then pass "venv: ${PINS[*]}"; else fail "venv: $VENV lacks ${PINS[*]} (run $PROG again)"; fi
+}
+
+# The config, readable by asterisk and nobody else; sets CONN, fails (1) if unusable.
+check_config() {
     if [ ! -f "$CONFIG" ]; then
         fail "config: $CONFIG is missing"
     elif ! as_asterisk test -r "$CONFIG"; then
-        fail "config: $AST_USER cannot read $CONFIG ($(stat -c '%a %U:%G' "$CONFIG"))"
-    elif ! conn=$(config_connection "$CONFIG" 2>/dev/null); then
+        fail "config: $AST_USER cannot read $CONFIG ($(mode_of "$CONFIG"))"
+    elif ! CONN=$(config_connection "$CONFIG" 2>/dev/null); then
         fail "config: $CONFIG does not parse"
     else
-        if (( 8#$(stat -c %a "$CONFIG") & 8#007 )); then
+        if readable_by_others "$CONFIG"; then
             fail "config: $CONFIG is readable by others ($(stat -c %a "$CONFIG")); chmod o-rwx it"
         else
-            pass "config: $CONFIG ($(stat -c '%a %U:%G' "$CONFIG"))"
+            pass "config: $CONFIG ($(mode_of "$CONFIG"))"
         fi
-        # The allowlist, reached the way the script reaches it
-        dsn=$(any_dsn "$conn")
-        if [ -n "$dsn" ]; then
-            if dsn_defined "$dsn"; then
-                pass "dsn: $dsn in $ODBC_INI, driver $(dsn_value "$dsn" Driver)$( [ -n "$(dsn_value "$dsn" Database)" ] && echo ", database $(dsn_value "$dsn" Database)")"
-            else
-                fail "dsn: $dsn is not defined in $ODBC_INI"
-            fi
-        fi
-        local out
-        if out=$(QMT_CONFIG=$CONFIG as_asterisk timeout 20 "$VENV/bin/python3" - "$CONFIG" "$TABLE" 2>&1 <<'PY'
+        return 0
+    fi
+    return 1
+}
+
+# The DSN the config names, if it names one, in /etc/odbc.ini.
+check_dsn() {
+    local dsn db
+    dsn=$(any_dsn "$CONN")
+    [ -n "$dsn" ] || return 0
+    if dsn_defined "$dsn"; then
+        db=$(dsn_value "$dsn" Database)
+        pass "dsn: $dsn in $ODBC_INI, driver $(dsn_value "$dsn" Driver)${db:+, database $db}"
+    else
+        fail "dsn: $dsn is not defined in $ODBC_INI"
+    fi
+}
+
+# Prints "N rows, M enabled (DBMS)", or why not (and fails): the allowlist
+# table read the way the script reads it, as the asterisk user.
+count_allowlist_as_asterisk() {
+    QMT_CONFIG=$CONFIG as_asterisk timeout 20 "$VENV/bin/python3" - "$CONFIG" "$TABLE" 2>&1 <<'PY'
 import configparser, sys
 p = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";", "#"))
 with open(sys.argv[1], encoding="utf-8") as f:
@@ -571,31 +744,46 @@ except pyodbc.Error as e:
     print("table %s: %s" % (sys.argv[2], " ".join(str(a) for a in e.args)[:300])); sys.exit(3)
 print("%d rows, %d enabled (%s)" % (total, live or 0, c.getinfo(pyodbc.SQL_DBMS_NAME)))
 PY
-        ); then
-            pass "database: table $TABLE reachable as $AST_USER: $out"
-        else
-            fail "database: ${out:-no answer within 20 s} (connection = ${conn%%PWD=*}$( [[ $conn == *PWD=* ]] && echo 'PWD=...'))"
-        fi
-    fi
+}
 
-    # The dialplan
-    local inc="" f
-    if [ -f "$ASTETC/$DIALPLAN" ]; then pass "dialplan: $ASTETC/$DIALPLAN"; else fail "dialplan: $ASTETC/$DIALPLAN is missing"; fi
-    for f in "$ASTETC/extensions.conf" "$ASTETC/extensions_custom.conf"; do
-        [ -f "$f" ] && grep -qE "$INCLUDE_RE" "$f" && inc="$inc $f"
-    done
-    if [ -n "$inc" ]; then pass "include: '$INCLUDE_LINE' in$inc"; else fail "include: '$INCLUDE_LINE' is in neither extensions.conf nor extensions_custom.conf"; fi
-    if asterisk_running; then
-        if context_loaded; then pass "asterisk: context $CONTEXT loaded"; else fail "asterisk: context $CONTEXT is not loaded (dialplan reload?)"; fi
-        if ast_has 'module show like res_agi.so' 'res_agi.so'; then pass "asterisk: res_agi loaded"; else fail "asterisk: res_agi is not loaded"; fi
-        local running_dir
-        running_dir=$(running_agi_dir)
-        if [ "$running_dir" = "$agi_dir" ]; then pass "asterisk: looks for AGI scripts in $agi_dir"
-        else fail "asterisk: looks for AGI scripts in ${running_dir:-?}, the script is in $agi_dir"; fi
+check_allowlist_reachable() {
+    local out
+    if out=$(count_allowlist_as_asterisk); then
+        pass "database: table $TABLE reachable as $AST_USER: $out"
     else
-        fail "asterisk: not running (or its control socket is not reachable); dialplan not checked"
+        fail "database: ${out:-no answer within 20 s} (connection = ${CONN%%PWD=*}$( [[ $CONN == *PWD=* ]] && echo 'PWD=...'))"
     fi
-    report_check
+}
+
+# PostgreSQL backend only: the driver must not log every call to /tmp.
+check_psqlodbc_commlog() {
+    find_backend
+    if [ "$BACKEND" != postgresql ] || ! ini_has "$ODBCINST_INI" "$PG_DRIVER"; then return 0; fi
+    if psqlodbc_commlog_on; then
+        fail "odbcinst: CommLog=$(psqlodbc_commlog) in [$PG_DRIVER] of $ODBCINST_INI: a /tmp/psqlodbc_*.log file for every call (run $PROG again)"
+    else
+        pass "odbcinst: CommLog is off in [$PG_DRIVER] of $ODBCINST_INI"
+    fi
+}
+
+check_dialplan() {
+    local inc
+    if [ -f "$ASTETC/$DIALPLAN" ]; then pass "dialplan: $ASTETC/$DIALPLAN"; else fail "dialplan: $ASTETC/$DIALPLAN is missing"; fi
+    inc=$(files_with_include | tr '\n' ' ')
+    if [ -n "$inc" ]; then pass "include: '$INCLUDE_LINE' in ${inc% }"; else fail "include: '$INCLUDE_LINE' is in neither extensions.conf nor extensions_custom.conf"; fi
+}
+
+check_asterisk() {
+    if ! asterisk_running; then
+        fail "asterisk: not running (or its control socket is not reachable); dialplan not checked"
+        return
+    fi
+    if context_loaded; then pass "asterisk: context $CONTEXT loaded"; else fail "asterisk: context $CONTEXT is not loaded (dialplan reload?)"; fi
+    if ast_has 'module show like res_agi.so' 'res_agi.so'; then pass "asterisk: res_agi loaded"; else fail "asterisk: res_agi is not loaded"; fi
+    local running_dir
+    running_dir=$(running_agi_dir)
+    if [ "$running_dir" = "$AGI_DIR" ]; then pass "asterisk: looks for AGI scripts in $AGI_DIR"
+    else fail "asterisk: looks for AGI scripts in ${running_dir:-?}, the script is in $AGI_DIR"; fi
 }
 
 report_check() {
@@ -609,75 +797,103 @@ report_check() {
 
 # ---------------------------------------------------------------- uninstall
 do_uninstall() {
-    local agi_dir inc dsn db sha f
-    agi_dir=$(manifest_get agi_dir)
-    if [ -z "$agi_dir" ]; then resolve_agi_dir; agi_dir=$AGI_DIR; fi
+    installed_agi_dir
+    local dsn db sha
     dsn=$(manifest_get dsn_added) db=$(manifest_get sqlite_db) sha=$(manifest_get config_sha256)
     [ -f "$MANIFEST" ] || note "no $MANIFEST: removing what is found in the usual places"
+    remove_agi_script
+    remove_include_lines
+    remove_dialplan_file
+    remove_sqlite_dsn "$dsn"
+    remove_config "$sha"
+    remove_sqlite_allowlist "${db:-$SQLITE_DB}"
+    remove_venv              # and the manifest with it
+    unload_dialplan
+    report_uninstall
+}
 
-    if [ -f "$agi_dir/$SCRIPT" ] && [ "$(head -n 1 "$agi_dir/$SCRIPT")" = "#!$VENV/bin/python3" ]; then
-        rm -f "$agi_dir/$SCRIPT"; changed "script: removed $agi_dir/$SCRIPT"
-    elif [ -f "$agi_dir/$SCRIPT" ]; then
-        note "script: $agi_dir/$SCRIPT was not installed by $PROG (other shebang): left"
+remove_agi_script() {
+    local script=$AGI_DIR/$SCRIPT
+    if [ -f "$script" ] && [ "$(head -n 1 "$script")" = "#!$VENV/bin/python3" ]; then
+        rm -f "$script"; changed "script: removed $script"
+    elif [ -f "$script" ]; then
+        note "script: $script was not installed by $PROG (other shebang): left"
     else
-        ok "script: none in $agi_dir"
+        ok "script: none in $AGI_DIR"
     fi
-    for inc in "$ASTETC/extensions.conf" "$ASTETC/extensions_custom.conf"; do
-        if [ -f "$inc" ] && grep -qE "$INCLUDE_RE" "$inc"; then
-            local tmp
-            tmp=$(mktemp)
-            grep -vE "$INCLUDE_RE" "$inc" >"$tmp" || true
-            cat "$tmp" >"$inc"       # keeps the file's owner and mode
-            rm -f "$tmp"
-            changed "include: removed '$INCLUDE_LINE' from $inc"
-        fi
+}
+
+remove_include_lines() {
+    local incs inc
+    mapfile -t incs < <(files_with_include)
+    for inc in "${incs[@]}"; do
+        rewrite_file "$inc" without_include_line
+        changed "include: removed '$INCLUDE_LINE' from $inc"
     done
+}
+
+remove_dialplan_file() {
     if [ -f "$ASTETC/$DIALPLAN" ]; then rm -f "$ASTETC/$DIALPLAN"; changed "dialplan: removed $ASTETC/$DIALPLAN"
     else ok "dialplan: no $ASTETC/$DIALPLAN"; fi
-    if [ -z "$dsn" ] && [ -f "$ODBC_INI" ] && dsn_defined "$DEFAULT_DSN" &&
-        [ "$(dsn_value "$DEFAULT_DSN" Description)" = "queue-mobile-toggle allowlist (added by install.sh)" ]; then
+}
+
+# remove_sqlite_dsn NAME: the DSN install.sh added (NAME from the manifest;
+# without one, the default DSN if its description says we added it).
+remove_sqlite_dsn() {
+    local dsn=$1
+    if [ -z "$dsn" ] && dsn_defined "$DEFAULT_DSN" &&
+        [ "$(dsn_value "$DEFAULT_DSN" Description)" = "$DSN_DESCRIPTION" ]; then
         dsn=$DEFAULT_DSN
     fi
     if [ -n "$dsn" ] && dsn_defined "$dsn"; then
-        local tmp
-        tmp=$(mktemp)
-        awk -v sec="$dsn" '
-            /^[[:space:]]*\[/ { s = $0; gsub(/^[[:space:]]*\[|\][[:space:]]*$/, "", s); skip = (tolower(s) == tolower(sec)) }
-            !skip' "$ODBC_INI" >"$tmp"
-        cat "$tmp" >"$ODBC_INI"
-        rm -f "$tmp"
+        rewrite_file "$ODBC_INI" ini_without_section "$dsn"
         changed "dsn: removed $dsn from $ODBC_INI"
     else
         ok "dsn: nothing of ours in $ODBC_INI"
     fi
-    if [ -f "$CONFIG" ]; then
-        if [ "$PURGE" = 1 ]; then
-            rm -f "$CONFIG"; changed "config: removed $CONFIG (--purge)"
-        elif [ -n "$sha" ] && [ "$(sha_of "$CONFIG")" = "$sha" ]; then
-            rm -f "$CONFIG"; changed "config: removed $CONFIG (as installed, never edited)"
-        else
-            note "config: $CONFIG kept (edited by you or not ours); --purge removes it"
-        fi
-    else
+}
+
+# remove_config SHA256: the config if --purge, or if it is as installed.
+remove_config() {
+    local sha=$1
+    if [ ! -f "$CONFIG" ]; then
         ok "config: none"
+    elif [ "$PURGE" = 1 ]; then
+        rm -f "$CONFIG"; changed "config: removed $CONFIG (--purge)"
+    elif [ -n "$sha" ] && [ "$(sha_of "$CONFIG")" = "$sha" ]; then
+        rm -f "$CONFIG"; changed "config: removed $CONFIG (as installed, never edited)"
+    else
+        note "config: $CONFIG kept (edited by you or not ours); --purge removes it"
     fi
-    db=${db:-$SQLITE_DB}
-    if [ -f "$db" ]; then
-        if [ "$PURGE" = 1 ]; then
-            rm -f "$db" "$db-journal" "$db-wal" "$db-shm"; changed "allowlist: deleted $db (--purge)"
-        else
-            note "allowlist: $db kept with its numbers; --purge deletes it"
-        fi
+}
+
+# remove_sqlite_allowlist DB: only with --purge (it holds the admin's numbers).
+remove_sqlite_allowlist() {
+    local db=$1
+    [ -f "$db" ] || return 0
+    if [ "$PURGE" = 1 ]; then
+        rm -f "$db" "$db-journal" "$db-wal" "$db-shm"; changed "allowlist: deleted $db (--purge)"
+    else
+        note "allowlist: $db kept with its numbers; --purge deletes it"
     fi
+}
+
+remove_venv() {
     if [ -d "$PREFIX" ]; then rm -rf "$PREFIX"; changed "venv: removed $PREFIX"
     else ok "venv: no $PREFIX"; fi
-    if asterisk_running; then
-        if context_loaded; then
-            ast_cli 'dialplan reload' >/dev/null || true
-            changed "asterisk: dialplan reloaded"
-        fi
-        if context_loaded; then note "asterisk: context $CONTEXT is still loaded: it is defined elsewhere too"; fi
+}
+
+# When Asterisk runs and still has our context: reload the dialplan without it.
+unload_dialplan() {
+    asterisk_running || return 0
+    if context_loaded; then
+        ast_cli 'dialplan reload' >/dev/null
+        changed "asterisk: dialplan reloaded"
     fi
+    if context_loaded; then note "asterisk: context $CONTEXT is still loaded: it is defined elsewhere too"; fi
+}
+
+report_uninstall() {
     if [ "$CHANGES" = 0 ]; then
         echo "queue-mobile-toggle: nothing to remove, nothing changed."
     else

@@ -1,5 +1,6 @@
 """install.sh, run inside the Debian sid chroot as an admin would run it."""
 
+import configparser
 import os
 import re
 import shutil
@@ -348,8 +349,24 @@ def test_server_backend(throwaway_root, kind, port, package):
         pytest.skip(msg)
     root = throwaway_root
     dsn = f"qmt_{kind}"
+    odbcinst = root.p("/etc/odbcinst.ini")
+    debian_odbcinst = odbcinst.read_text()
     p = root.install("--wheelhouse", L.WHEELS_IN_ROOT, "--db", kind, "--dsn", dsn)
     assert p.returncode == 0, p.stdout + p.stderr
+    if kind == "postgresql":
+        # Debian's CommLog=1 has psqlODBC write a /tmp/psqlodbc_*.log for every call:
+        # install.sh turns it off in [PostgreSQL Unicode], that line only, once
+        assert (f"[changed] {COMMLOG} (was 1: a /tmp/psqlodbc_*.log file for every call)"
+                in p.stdout), p.stdout
+        assert _commlog(odbcinst.read_text()) == "0"
+        assert _diff_lines(debian_odbcinst, odbcinst.read_text()) == [("CommLog=1", "CommLog=0")]
+        again = root.install("--wheelhouse", L.WHEELS_IN_ROOT)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "[ok]      odbcinst: CommLog is off in [PostgreSQL Unicode] of /etc/odbcinst.ini" in again.stdout
+        assert "[changed]" not in again.stdout
+        odbcinst.write_text(debian_odbcinst)           # back to Debian's, for --check to see
+    else:
+        assert "odbcinst:" not in p.stdout
     assert f"[ok]      packages: unixodbc python3 python3-venv {package} already installed" in p.stdout
     assert f"[note]    allowlist: DSN {dsn} is not defined in /etc/odbc.ini yet" in p.stdout
     conf = root.p(CONF).read_text()
@@ -361,6 +378,9 @@ def test_server_backend(throwaway_root, kind, port, package):
     p = root.install("--check")
     assert p.returncode == 1
     assert f"[FAIL]    dsn: {dsn} is not defined in /etc/odbc.ini" in p.stdout
+    if kind == "postgresql":
+        assert ("[FAIL]    odbcinst: CommLog=1 in [PostgreSQL Unicode] of /etc/odbcinst.ini: "
+                "a /tmp/psqlodbc_*.log file for every call") in p.stdout, p.stdout
 
     server = ServerDB(kind)
     try:
@@ -376,9 +396,16 @@ def test_server_backend(throwaway_root, kind, port, package):
         ast = L.Asterisk(root)
         ast.start()
         try:
-            assert root.install("--wheelhouse", L.WHEELS_IN_ROOT).returncode == 0   # reload, context
+            p = root.install("--wheelhouse", L.WHEELS_IN_ROOT)             # reload, context
+            assert p.returncode == 0, p.stdout + p.stderr
+            assert (f"[changed] {COMMLOG}" in p.stdout) == (kind == "postgresql"), p.stdout
             p = root.install("--check")
             assert p.returncode == 0, p.stdout
+            if kind == "postgresql":
+                assert "[PASS]    odbcinst: CommLog is off in [PostgreSQL Unicode]" in p.stdout
+                assert _commlog(odbcinst.read_text()) == "0"
+            else:
+                assert "odbcinst:" not in p.stdout
             drv = "PostgreSQL Unicode" if kind == "postgresql" else "MariaDB Unicode"
             assert f"[PASS]    dsn: {dsn} in /etc/odbc.ini, driver {drv}" in p.stdout
             assert re.search(r"\[PASS\]    database: table queue_mobile_agents reachable as asterisk: "
@@ -394,6 +421,19 @@ def test_server_backend(throwaway_root, kind, port, package):
 
 
 L_NUM = "79112223355"
+COMMLOG = "odbcinst: CommLog=0 in [PostgreSQL Unicode] of /etc/odbcinst.ini"
+
+
+def _commlog(odbcinst_ini):
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.read_string(odbcinst_ini)
+    return ini.get("PostgreSQL Unicode", "CommLog", fallback=None)
+
+
+def _diff_lines(a, b):
+    a, b = a.splitlines(), b.splitlines()
+    assert len(a) == len(b)
+    return [(x, y) for x, y in zip(a, b) if x != y]
 
 
 def test_missing_os_package_is_installed_with_apt(throwaway_root):
