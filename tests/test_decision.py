@@ -250,29 +250,29 @@ def test_refusals_and_errors_carry_no_interface_and_no_queue(state):
     assert values["QAGENT_UNAUTHORIZED"] == ("1" if state == DENIED else "0")
 
 
-@pytest.mark.parametrize("state, sqlstate, message, reason", [
-    ("IM002", "IM002", "[unixODBC][Driver Manager]Data source name not found", "db_unknown_dsn"),
-    ("01000", "01000", "[unixODBC][Driver Manager]Can't open lib 'X' : file not found",
+@pytest.mark.parametrize("sqlstate, message, reason", [
+    ("IM002", "[unixODBC][Driver Manager]Data source name not found", "db_unknown_dsn"),
+    ("01000", "[unixODBC][Driver Manager]Can't open lib 'X' : file not found",
      "db_driver_missing"),
-    ("28000", "28000", "Access denied for user", "db_auth_failed"),
-    ("42S02", "42S02", "Table 'x.queue_mobile_agents' doesn't exist", "db_table_missing"),
-    ("HY000", "HY000", "no such table: queue_mobile_agents (1)", "db_table_missing"),
-    ("08001", "08001", "could not connect to server: Connection refused", "db_unreachable"),
-    ("HYT00", "HYT00", "Timeout expired", "db_timeout"),
-    ("HY000", "HY000", "something else", "db_error"),
-    ("42000", "42000", "[ma-3.1.15]Access denied for user 'a'@'h' to database 'd' (1044)",
+    ("28000", "Access denied for user", "db_auth_failed"),
+    ("42S02", "Table 'x.queue_mobile_agents' doesn't exist", "db_table_missing"),
+    ("HY000", "no such table: queue_mobile_agents (1)", "db_table_missing"),
+    ("08001", "could not connect to server: Connection refused", "db_unreachable"),
+    ("HYT00", "Timeout expired", "db_timeout"),
+    ("HY000", "something else", "db_error"),
+    ("42000", "[ma-3.1.15]Access denied for user 'a'@'h' to database 'd' (1044)",
      "db_permission_denied"),
-    ("42501", "42501", "ERROR: permission denied for table queue_mobile_agents", "db_permission_denied"),
-    ("28000", "28000", "[ma-3.1.15]Access denied for user 'a'@'h' (using password: YES) (1045)",
+    ("42501", "ERROR: permission denied for table queue_mobile_agents", "db_permission_denied"),
+    ("28000", "[ma-3.1.15]Access denied for user 'a'@'h' (using password: YES) (1045)",
      "db_auth_failed"),
-    ("08001", "08001", 'connection to server failed: FATAL:  password authentication failed for user',
+    ("08001", 'connection to server failed: FATAL:  password authentication failed for user',
      "db_auth_failed"),
-    ("42000", "42000", "[ma-3.1.15]Unknown database 'nodb' (1049)", "db_not_found"),
-    ("08001", "08001", 'connection to server failed: FATAL:  database "nodb" does not exist',
+    ("42000", "[ma-3.1.15]Unknown database 'nodb' (1049)", "db_not_found"),
+    ("08001", 'connection to server failed: FATAL:  database "nodb" does not exist',
      "db_not_found"),
-    ("HY000", "HY000", "[SQLite]connect failed (14) (SQLDriverConnect)", "db_not_found"),
-    ("HY000", "HY000", "[SQLite]database is locked (5)", "db_timeout"),
-    ("HY000", "HY000", "[ma-3.1.15]Can't connect to server on '127.0.0.1' (111)", "db_unreachable"),
+    ("HY000", "[SQLite]connect failed (14) (SQLDriverConnect)", "db_not_found"),
+    ("HY000", "[SQLite]database is locked (5)", "db_timeout"),
+    ("HY000", "[ma-3.1.15]Can't connect to server on '127.0.0.1' (111)", "db_unreachable"),
 ])
-def test_odbc_errors_map_to_distinct_reasons(state, sqlstate, message, reason):
+def test_odbc_errors_map_to_distinct_reasons(sqlstate, message, reason):
     assert qmt.odbc_reason(Exception(sqlstate, message)) == reason
