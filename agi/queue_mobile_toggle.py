@@ -233,16 +233,22 @@ def judge_row(row, number, now):
         starts, ends = as_utc_naive(valid_from), as_utc_naive(valid_until)
     except (TypeError, ValueError):
         return Grant(queue, 0, number, False, "bad_validity_time")
-    try:
-        penalty = int(penalty if penalty is not None else 0)
-    except (TypeError, ValueError):
-        return Grant(queue, 0, number, False, "bad_penalty")
-    if not 0 <= penalty <= MAX_PENALTY:
+    penalty = _as_penalty(penalty)
+    if penalty is None:
         return Grant(queue, 0, number, False, "bad_penalty")
     active = (_as_flag(enabled) == 1
               and (starts is None or starts <= now)
               and (ends is None or now < ends))
     return Grant(queue, penalty, safe_member_name(member_name, number), active)
+
+
+def _as_penalty(value):
+    """An integer penalty in 0..MAX_PENALTY (NULL is 0), else None."""
+    try:
+        penalty = int(value if value is not None else 0)
+    except (TypeError, ValueError):
+        return None
+    return penalty if 0 <= penalty <= MAX_PENALTY else None
 
 
 def _as_flag(value):
@@ -620,8 +626,9 @@ def run(agi, settings, config_problem=None, now=None, deadline=None):
     except (AGIException, ValueError, OSError) as exc:
         # SIGHUP, EOF, 510/511/520, a broken pipe: the dialplan will not read
         # an answer, and its preset QUEUESTAT=ERROR stands. Nothing changed.
-        gone = decision or Decision(ERROR, "lookup_interrupted")
-        gone.reason, gone.detail = "channel_gone", type(exc).__name__ + " before " + gone.reason
+        intended = decision or Decision(ERROR, "lookup_interrupted")
+        gone = Decision(intended.state, "channel_gone", intended.grants,
+                        detail="%s before %s" % (type(exc).__name__, intended.reason))
         write_log(settings, decision_line(number, channel.caller_number, gone, channel.uniqueid), True)
         return None
     line = decision_line(number, channel.caller_number, decision, channel.uniqueid)

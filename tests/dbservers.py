@@ -77,6 +77,7 @@ class Server:
     """One server: admin access, the session's database and AGI account."""
 
     backend = driver = client = None
+    host_key = default_port = None   # the driver's odbc.ini name for the host; the server's port
 
     def __init__(self):
         token = secrets.token_hex(4)
@@ -130,7 +131,11 @@ class Server:
 
     # -- what the tests use ------------------------------------------------
     def dsn_keys(self, port=None, **extra):
-        raise NotImplementedError
+        """odbc.ini keys of a DSN for the session's database over TCP."""
+        keys = {"Driver": self.driver, self.host_key: "127.0.0.1", "Port": port or self.default_port,
+                "Database": self.database}
+        keys.update(extra)
+        return keys
 
     def connection(self, password=None):
         return "DSN=%s;UID=%s;PWD=%s" % (DSN, self.agi_user,
@@ -158,6 +163,7 @@ class Server:
 
 class MariaDB(Server):
     backend, driver, client = "mariadb", MARIADB_DRIVER, "mysql"
+    host_key, default_port = "Server", MYSQL_PORT
 
     def admin_args(self, database=None):
         args = ["--protocol=socket", "-S", MYSQL_SOCKET, "-uroot", "-N", "-B"]
@@ -186,12 +192,6 @@ class MariaDB(Server):
     def admin_connection_string(self, database):
         return "Driver={%s};Socket=%s;UID=root;Database=%s" % (self.driver, MYSQL_SOCKET, database)
 
-    def dsn_keys(self, port=None, **extra):
-        keys = {"Driver": self.driver, "Server": "127.0.0.1", "Port": port or MYSQL_PORT,
-                "Database": self.database}
-        keys.update(extra)
-        return keys
-
     def drop(self):
         self.admin_sql(None, "DROP DATABASE IF EXISTS `%s`; DROP USER IF EXISTS %s" % (
             self.database, ", ".join("'%s'@'%s'" % (self.agi_user, host)
@@ -217,6 +217,7 @@ class MariaDB(Server):
 
 class PostgreSQL(Server):
     backend, driver, client = "postgresql", POSTGRESQL_DRIVER, "psql"
+    host_key, default_port = "Servername", PG_PORT
 
     def admin_args(self, database=None):
         return ["-X", "-w", "-q", "-At", "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "postgres",
@@ -250,12 +251,6 @@ class PostgreSQL(Server):
         string = "Driver={%s};Servername=127.0.0.1;Port=%d;Database=%s;UID=postgres" % (
             self.driver, PG_PORT, database)
         return string + (";PWD=" + os.environ["PGPASSWORD"] if os.environ.get("PGPASSWORD") else "")
-
-    def dsn_keys(self, port=None, **extra):
-        keys = {"Driver": self.driver, "Servername": "127.0.0.1", "Port": port or PG_PORT,
-                "Database": self.database}
-        keys.update(extra)
-        return keys
 
     def drop(self):
         self.admin_sql(None, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.database)
