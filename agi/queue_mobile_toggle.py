@@ -1,11 +1,25 @@
 #!/usr/bin/env python3
 """queue-mobile-toggle: log a permitted mobile number in to / out of queues.
 
-Asterisk runs it as ``AGI(queue_mobile_toggle.py[,<queue>])`` from the
-dialplan in extensions_queue_mobile_toggle.conf. The script decides; the
-dialplan acts. It only reads: the caller number, queue membership (from
-Asterisk) and the allowlist table (through ODBC). It answers with channel
-variables, set from validated characters only:
+Asterisk runs it as ``AGI(queue_mobile_toggle.py,<queue or empty>,<number>)``
+from the dialplan in extensions_queue_mobile_toggle.conf, where <number> is
+``${FILTER(0-9+,${CALLERID(num)})}``. The script decides; the dialplan acts.
+It only reads: the caller number, queue membership (from Asterisk) and the
+allowlist table (through ODBC).
+
+Asterisk writes the AGI start block without escaping newlines, so a caller
+who puts "\nagi_callerid: ..." into his name, the dialled number or a
+diversion header adds lines of his own. The block is therefore read
+strictly: a repeated key, a line that is not "agi_key: value", or a control
+character anywhere refuses the call (DENIED, bad_agi_env). The caller number
+must be the same in agi_callerid (near the top, before any field a caller
+controls) and in the last argument (written by the dialplan). Before it
+answers, the script proves that Asterisk's replies are in step with its
+commands (a random token echoed back), since a forged blank line would end
+the block early and leave the rest to be read as replies; if not, it says
+nothing (ERROR, agi_out_of_sync).
+
+It answers with channel variables, set from validated characters only:
 
     QUEUEUSER            normalised number, digits only ('' if refused)
     QUEUESTAT            LOGGEDIN | LOGGEDOUT | DENIED | ERROR (state before)
@@ -23,6 +37,7 @@ import configparser
 import datetime
 import os
 import re
+import secrets
 import signal
 import sys
 import threading
@@ -48,6 +63,13 @@ FULL_VARIABLE_LIMIT = 4095
 # that has dynamic members as a key of this astdb family.
 PERSISTED_QUEUES = "${DB_KEYS(Queue/PersistentMembers)}"
 SYSLOG_FACILITIES = ("user", "daemon") + tuple("local%d" % n for n in range(8))
+AGI_KEY = re.compile(r"agi_[a-z0-9_]{1,32}\Z")
+# Asterisk's own lines are far shorter; a longer one is cut and then fails
+# the "agi_key: value" test.
+MAX_AGI_LINE = 16384
+MAX_START_LINES = 100
+# Passwords in connection strings or driver messages (PWD=, Password=, any case).
+PASSWORD_VALUE = re.compile(r"((?:pwd|password)\s*=\s*)(\{[^}]*\}?|[^;]*)", re.IGNORECASE)
 
 # One query, by the primary key's leading column; validity is judged in
 # Python so that the three backends' date types need no SQL dialect.
@@ -464,23 +486,112 @@ class _Sink:
         pass
 
 
+class AgiClosed(EOFError):
+    """Asterisk closed its end of the AGI pipe."""
+
+
+class AgiInput:
+    """Asterisk's side of the pipe, a line at a time, for pyst2. At EOF it
+    raises instead of returning '' (pyst2's 520 loop would read '' forever
+    at 100% CPU), and bytes that are not UTF-8 are replaced, not fatal."""
+
+    def __init__(self, binary):
+        self._binary = binary
+
+    def readline(self):
+        raw = self._binary.readline(MAX_AGI_LINE)
+        if not raw:
+            raise AgiClosed("Asterisk closed the AGI pipe")
+        return raw.decode("utf-8", "replace")
+
+
+def read_start_block(stream):
+    """(env, problem) from the AGI start block. The first value of a key is
+    kept; `problem` names the first thing a genuine block never has (None
+    when there is none). Reads up to the blank line that ends the block."""
+    env, problem = {}, None
+    for _ in range(MAX_START_LINES):
+        try:
+            line = stream.readline()
+        except AgiClosed:
+            return env, problem or "start block cut short by EOF"
+        if line in ("\n", ""):
+            return env, problem
+        problem = problem or start_line_problem(line, env)
+        key, _sep, value = line[:-1].partition(": ")
+        env.setdefault(key, value)
+    return env, problem or "start block longer than %d lines" % MAX_START_LINES
+
+
+def start_line_problem(line, env):
+    """Why this line cannot be Asterisk's own (None if it can be)."""
+    if not line.endswith("\n"):
+        return "start block line cut short"
+    key, sep, value = line[:-1].partition(": ")
+    if not sep or not AGI_KEY.match(key):
+        return "malformed start block line"
+    if key in env:
+        return "repeated key %s" % key
+    if any(char < " " or char == "\x7f" for char in value):
+        return "control character in %s" % key
+    return None
+
+
+def strict_agi(stdin, stdout):
+    """pyst2's AGI with the start block read by read_start_block()."""
+    from asterisk.agi import AGI
+
+    class StrictAGI(AGI):
+        def _get_agi_env(self):
+            self.env, self.env_problem = read_start_block(self.stdin)
+
+    return StrictAGI(stdin=AgiInput(stdin), stdout=stdout, stderr=_Sink())
+
+
 class Channel:
     """The few AGI requests the toggle needs, over pyst2."""
 
     def __init__(self, agi):
         self.agi = agi
+        self.env = agi.env
+
+    @property
+    def env_problem(self):
+        return getattr(self.agi, "env_problem", None)
 
     @property
     def caller_number(self):
-        return self.agi.env.get("agi_callerid", "")
+        return self.env.get("agi_callerid", "")
+
+    @property
+    def dialplan_number(self):
+        """The caller number as the dialplan passed it (FILTERed), or None."""
+        return self.env.get("agi_arg_2")
 
     @property
     def queue_argument(self):
-        return self.agi.env.get("agi_arg_1", "").strip()
+        return self.env.get("agi_arg_1", "").strip()
 
     @property
     def uniqueid(self):
-        return printable(self.agi.env.get("agi_uniqueid", ""), 40)
+        return printable(self.env.get("agi_uniqueid", ""), 40)
+
+    @property
+    def name(self):
+        return printable(self.env.get("agi_channel", ""), 80)
+
+    def in_step(self):
+        """True when Asterisk's reply to this command is the one we read:
+        a random token must come back. A stale start-block line or a reply
+        forged by the caller cannot carry it."""
+        from asterisk.agi import AGIError, AGIHangup
+        token = "qmt" + secrets.token_hex(8)
+        try:
+            return self.agi.get_full_variable(token) == token
+        except AGIHangup:
+            raise
+        except (AGIError, ValueError):  # pyst2's verdicts on a line that is no reply
+            return False
 
     def queue_exists(self, queue):
         return self.agi.get_variable("QUEUE_EXISTS(%s)" % queue).strip() == "1"
@@ -535,14 +646,21 @@ def printable(text, limit):
     return "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in str(text)[:limit])
 
 
-def decision_line(number, raw_caller, decision, uniqueid):
-    who = "number=%s" % number if number else "callerid=%s" % (printable(raw_caller, 32) or "(empty)")
-    line = "%s: %s queues=%s state=%s action=%s reason=%s" % (
-        LOG_TAG, who, ",".join(decision.queues) or "-", decision.state,
+def without_passwords(text):
+    """Connection strings and driver messages with every password value hidden."""
+    return PASSWORD_VALUE.sub(r"\1***", str(text))
+
+
+def decision_line(number, channel, decision):
+    """One log line; `channel` names where the call came from (e.g. the trunk)."""
+    who = "number=%s" % number if number else \
+        "callerid=%s" % (printable(channel.caller_number, 32) or "(empty)")
+    line = "%s: %s channel=%s queues=%s state=%s action=%s reason=%s" % (
+        LOG_TAG, who, channel.name or "-", ",".join(decision.queues) or "-", decision.state,
         decision.action, decision.reason)
     if decision.detail:
-        line += " detail=%s" % printable(decision.detail, 200)
-    return line + " uniqueid=%s" % (uniqueid or "-")
+        line += " detail=%s" % printable(without_passwords(decision.detail), 200)
+    return line + " uniqueid=%s" % (channel.uniqueid or "-")
 
 
 # --------------------------------------------------------------------------
@@ -604,16 +722,24 @@ def decide_for_caller(channel, settings, config_problem, now, deadline):
     """(number, Decision) for this call; number is None when refused early."""
     if config_problem is not None:
         return None, Decision(ERROR, "config_error", detail=str(config_problem))
+    if channel.env_problem:
+        return None, Decision(DENIED, "bad_agi_env", detail=channel.env_problem)
     number = normalise_number(channel.caller_number, settings.country_code,
                               settings.trunk_prefix, settings.national_length)
     if number is None:
         return None, Decision(DENIED, "invalid_number")
+    # agi_callerid holds only [+0-9] here, so the dialplan's FILTERed copy
+    # of the same caller ID must be the very same text.
+    if channel.dialplan_number != channel.caller_number:
+        return None, Decision(DENIED, "bad_agi_env",
+                              detail="agi_callerid is not the dialplan's caller number (agi_arg_2)")
     return number, decide(channel, settings, number, now, deadline)
 
 
 def run(agi, settings, config_problem=None, now=None, deadline=None):
     """One call: decide, answer the dialplan, log one line. Returns the
-    Decision, or None when the channel went away before it was answered."""
+    Decision, or None when nothing was answered (the channel went away, or
+    Asterisk's replies could not be trusted)."""
     from asterisk.agi import AGIException
     channel = Channel(agi)
     now = now or datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
@@ -621,21 +747,27 @@ def run(agi, settings, config_problem=None, now=None, deadline=None):
         deadline = time.monotonic() + (settings.timeout if settings else 0)
     number, decision = None, None
     try:
+        if not channel.in_step():
+            # The caller ended the start block early: what we would read
+            # next is his text. Say nothing; the preset ERROR stands.
+            silent = Decision(ERROR, "agi_out_of_sync", detail=channel.env_problem or "")
+            write_log(settings, decision_line(None, channel, silent), True)
+            return None
         number, decision = decide_for_caller(channel, settings, config_problem, now, deadline)
         channel.publish(number, decision, settings)
-    except (AGIException, ValueError, OSError) as exc:
+    except (AGIException, ValueError, EOFError, OSError) as exc:
         # SIGHUP, EOF, 510/511/520, a broken pipe: the dialplan will not read
         # an answer, and its preset QUEUESTAT=ERROR stands. Nothing changed.
         intended = decision or Decision(ERROR, "lookup_interrupted")
         gone = Decision(intended.state, "channel_gone", intended.grants,
                         detail="%s before %s" % (type(exc).__name__, intended.reason))
-        write_log(settings, decision_line(number, channel.caller_number, gone, channel.uniqueid), True)
+        write_log(settings, decision_line(number, channel, gone), True)
         return None
-    line = decision_line(number, channel.caller_number, decision, channel.uniqueid)
+    line = decision_line(number, channel, decision)
     write_log(settings, line, decision.state in (DENIED, ERROR))
     try:
         channel.verbose(line)
-    except (AGIException, ValueError, OSError):
+    except (AGIException, ValueError, EOFError, OSError):
         pass  # the answer is already set; the console line is a courtesy
     return decision
 
@@ -653,8 +785,7 @@ def main():
     signal.alarm(int(settings.timeout if settings else 0) + 3)
     exit_code = 0
     try:
-        from asterisk.agi import AGI
-        run(AGI(stdin=sys.stdin, stdout=sys.stdout, stderr=_Sink()), settings, config_problem)
+        run(strict_agi(sys.stdin.buffer, sys.stdout), settings, config_problem)
     except Exception as exc:  # a bug of ours: fail closed, one line, no traceback
         where = exc.__traceback__
         while where.tb_next:

@@ -123,7 +123,7 @@ class FakeAsterisk:
     # -- running a script -------------------------------------------------
     def run(self, callerid, arg=None, env=None, script=SCRIPT, hangup_after=None,
             eof_after=None, reply_override=None, timeout=20, python=None, raw_start=None,
-            close_after_start=False, wrapper=()):
+            close_after_start=False, wrapper=(), fields=None, eof_after_reply=None):
         """Run the AGI script once for a call from `callerid`.
 
         hangup_after=N: the caller hangs up after the script's N-th command
@@ -131,8 +131,10 @@ class FakeAsterisk:
         of answering the N-th command; close_after_start=True closes it right
         after the start block. reply_override(cmd, args) may return a reply
         text (e.g. '510 ...') to send instead of the normal one, or "" to
-        send nothing at all (a stalled Asterisk). `wrapper` is a command
-        prefix (the benchmark's /usr/bin/time).
+        send nothing at all (a stalled Asterisk); eof_after_reply=N closes
+        the pipe right after the reply to the N-th command (a reply cut
+        off). `wrapper` is a command prefix (the benchmark's /usr/bin/time).
+        `raw_start` (text or bytes) replaces the start block.
         """
         result = AgiRun()
         stderr_file = tempfile.TemporaryFile()
@@ -144,7 +146,7 @@ class FakeAsterisk:
             stderr=stderr_file, env=process_env, cwd="/")
         dead = False
         try:
-            self._send(process, raw_start if raw_start is not None else self.start_block(callerid, arg))
+            self._send(process, raw_start if raw_start is not None else self.start_block(callerid, arg, fields))
             if close_after_start:
                 process.stdin.close()
             selector = selectors.DefaultSelector()
@@ -174,6 +176,8 @@ class FakeAsterisk:
                     reply = self._reply(line, result, dead, reply_override)
                     if not process.stdin.closed:
                         self._send(process, reply)
+                    if eof_after_reply is not None and count >= eof_after_reply:
+                        process.stdin.close()
                     if hangup_after is not None and count >= hangup_after and not dead:
                         dead = True
                         process.send_signal(signal.SIGHUP)
@@ -194,8 +198,11 @@ class FakeAsterisk:
         return result
 
     @staticmethod
-    def start_block(callerid, arg=None):
-        """The environment block res_agi's setup_env() writes."""
+    def start_block(callerid, arg=None, fields=None):
+        """The environment block res_agi's setup_env() writes for the
+        dialplan's AGI(queue_mobile_toggle.py,<arg>,${FILTER(0-9+,${CALLERID(num)})}).
+        `fields` replaces values (raw: a newline in one adds lines, as in
+        Asterisk); a value of None drops that line."""
         lines = [
             ("agi_request", "queue_mobile_toggle.py"),
             ("agi_channel", "PJSIP/trunk-00000001"),
@@ -218,14 +225,15 @@ class FakeAsterisk:
             ("agi_accountcode", ""),
             ("agi_threadid", "140000000000001"),
         ]
-        if arg is not None:
-            lines.append(("agi_arg_1", arg))
-        return "".join("%s: %s\n" % pair for pair in lines) + "\n"
+        lines += [("agi_arg_1", arg or ""),
+                  ("agi_arg_2", "".join(c for c in callerid or "" if c in "0123456789+"))]
+        values = dict(lines, **(fields or {}))
+        return "".join("%s: %s\n" % (key, values[key]) for key, _ in lines if values[key] is not None) + "\n"
 
     @staticmethod
     def _send(process, text):
         try:
-            process.stdin.write(text.encode("utf-8"))
+            process.stdin.write(text if isinstance(text, bytes) else text.encode("utf-8"))
             process.stdin.flush()
         except (BrokenPipeError, ValueError):
             pass

@@ -77,7 +77,8 @@ def test_one_log_line_per_decision_on_console_and_in_the_log(toggle):
     run = toggle.call(N, "8008")
     lines = decision_lines(toggle)
     assert len(lines) == 1 and len(run.verbose) == 1
-    assert "number=79112223344 queues=8008 state=LOGGEDOUT action=login reason=permitted" in lines[0]
+    assert ("number=79112223344 channel=PJSIP/trunk-00000001 queues=8008 state=LOGGEDOUT action=login "
+            "reason=permitted") in lines[0]
     assert lines[0].endswith(run.verbose[0])
 
 

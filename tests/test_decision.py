@@ -276,3 +276,24 @@ def test_refusals_and_errors_carry_no_interface_and_no_queue(state):
 ])
 def test_odbc_errors_map_to_distinct_reasons(sqlstate, message, reason):
     assert qmt.odbc_reason(Exception(sqlstate, message)) == reason
+
+
+# -- nothing secret in a log line ----------------------------------------------
+
+@pytest.mark.parametrize("text, secret", [
+    ("DSN=x;UID=qmt;PWD=hunter2;", "hunter2"),
+    ("Driver=MariaDB Unicode;Password=hunter2;Server=db", "hunter2"),
+    ("driver=x;pwd = hunter2", "hunter2"),
+    ("DSN=x;PASSWORD={hun;ter2};UID=a", "hun;ter2"),
+])
+def test_passwords_are_masked_in_any_spelling(text, secret):
+    masked = qmt.without_passwords(text)
+    assert secret not in masked and "***" in masked
+    assert masked.split("***")[0].lower().rstrip(" =").endswith(("pwd", "password"))
+
+
+def test_the_decision_line_masks_a_password_in_its_detail():
+    class Channel:
+        caller_number, name, uniqueid = "79112223344", "PJSIP/trunk-1", "1.1"
+    line = qmt.decision_line(NUMBER, Channel(), Decision(ERROR, "db_error", detail="cannot use PWD=hunter2"))
+    assert "hunter2" not in line and "detail=cannot use PWD=***" in line

@@ -60,6 +60,20 @@ def test_success_prompts_only_after_the_status_check(dialplan):
         return next(i for i, line in enumerate(lines) if fragment in line)
     assert index("Gosub(qmt-add-members") < index('QMT_FAILED}" != "0"]?error') < index("agent-loginok")
     assert '"${AQMSTATUS}" != "ADDED" & "${AQMSTATUS}" != "MEMBERALREADY"' in dialplan
-    assert '"${RQMSTATUS}" != "REMOVED" & "${RQMSTATUS}" != "NOTINQUEUE"' in dialplan
+    assert '"${RQMSTATUS}" = "REMOVED" | "${RQMSTATUS}" = "NOTINQUEUE"]?logged)' in dialplan
     for prompt in ("agent-loginok", "agent-loggedoff", "pbx-invalid", "sorry-youre-having-problems"):
         assert "Playback(%s)" % prompt in dialplan
+
+
+def test_the_caller_number_reaches_the_script_filtered(dialplan):
+    """The script compares it with agi_callerid of the start block, which
+    a caller can forge lines into."""
+    assert "AGI(queue_mobile_toggle.py,${ARG1},${FILTER(0-9+,${CALLERID(num)})})" in dialplan
+
+
+def test_a_failed_login_undoes_only_what_this_call_added(dialplan):
+    lines = code_lines(dialplan)
+    for step in ('Set(QMT_ADDED_${QMT_I}=$["${AQMSTATUS}" = "ADDED"])',
+                 "ExecIf($[${QMT_FAILED} > 0]?Gosub(qmt-undo-adds,s,1()))",
+                 'ExecIf($["${QMT_ADDED_${QMT_I}}" = "1"]?Gosub(qmt-remove-one,s,1(undo)))'):
+        assert any(line.endswith(step) for line in lines), step

@@ -55,8 +55,8 @@ def test_permitted_login_then_logout_all_queues(clean):
     assert L.prompts(r["_log"]) == ["agent-loginok"] + DIGITS
     assert_members(pbx, {"8008": {IFACE: (0, "Ivan Petrov")}})
     assert qlog(pbx, "ADDMEMBER") == ["8008"]
-    assert any(f"number={NUM} queues=8008 state=LOGGEDOUT action=login reason=permitted" in line
-               for line in pbx.qmt_log())
+    assert any(re.search(rf"number={NUM} channel=Local/\d+@qmt-caller-\w+;2 queues=8008 state=LOGGEDOUT "
+                         "action=login reason=permitted", line) for line in pbx.qmt_log())
 
     # the national form with the trunk prefix is the same person
     r = pbx.ast.call("8" + NUM[1:])
@@ -303,3 +303,42 @@ def test_hostile_member_name_is_not_passed_to_asterisk(clean):
     r = pbx.ast.call(NUM)
     assert r["AQMSTATUS"] == "ADDED"
     assert_members(pbx, {"8008": {IFACE: (0, NUM)}})   # the number stands in for the bad name
+
+
+UNDO_CTX = "qmt-undotest"
+
+
+def hand_over(pbx, gosub, queues):
+    """A test context that hands `gosub` what the script would have
+    answered for these queues, as if one of them had vanished between the
+    script's check and the dialplan's action (9999 never exists)."""
+    steps = [f"Set(QMT_INTERFACE={IFACE})", f"Set(QMT_COUNT={len(queues)})", "Set(QMT_REMAINING=)"]
+    for i, queue in enumerate(queues, 1):
+        steps += [f"Set(QMT_QUEUE_{i}={queue})", f"Set(QMT_PENALTY_{i}=0)", f"Set(QMT_NAME_{i}={NUM})"]
+    steps += [f"Gosub({gosub},s,1())",
+              "Verbose(0,QMT_DONE slot=${EXTEN} QMT_FAILED=${QMT_FAILED} QMT_REMAINING=${QMT_REMAINING} END)"]
+    pbx.ast.cli(f"dialplan remove context {UNDO_CTX}")
+    for priority, step in enumerate(steps, 1):
+        pbx.ast.cli(f'dialplan add extension "_X!,{priority},{step}" into {UNDO_CTX}')
+    return pbx.ast.result(pbx.ast.place(NUM, context=UNDO_CTX))
+
+
+def test_a_login_that_fails_in_one_queue_is_undone_in_the_others(clean):
+    pbx = clean
+    assert pbx.ast.ami.action("QueueAdd", Queue="8008", Interface=IFACE)[0]["Response"] == "Success"
+    mark = len(new_queue_log(pbx))
+    r = hand_over(pbx, "qmt-add-members", ["8008", "8010", "9999"])
+    assert (r["QMT_FAILED"], r["QMT_REMAINING"]) == ("1", "")
+    # 8010, added by this call, is left again; 8008, a member before the call, stays
+    assert pbx.ast.member_list("8010") == [] and pbx.ast.member_list("8008") == [IFACE]
+    events = [line.split("|")[2:5] for line in new_queue_log(pbx)[mark:]]
+    assert events == [["8010", IFACE, "ADDMEMBER"], ["8010", IFACE, "REMOVEMEMBER"]]
+    assert f"undo {IFACE} from 8010: RQMSTATUS=REMOVED" in "\n".join(r["_log"])
+
+
+def test_a_logout_that_fails_in_one_queue_names_the_queues_left(clean):
+    pbx = clean
+    pbx.ast.ami.action("QueueAdd", Queue="8008", Interface=IFACE)
+    r = hand_over(pbx, "qmt-remove-members", ["8008", "9999"])
+    assert (r["QMT_FAILED"], r["QMT_REMAINING"]) == ("1", "9999")
+    assert pbx.ast.member_list("8008") == []
