@@ -94,6 +94,11 @@ fi
 if [ -n "$AGI_DIR_OPT" ] && [[ $AGI_DIR_OPT != /* ]]; then
     die_usage "--agi-dir needs an absolute path"
 fi
+# Every path is absolute from here on. Leave the caller's folder: it may be
+# the asterisk user's (/var/lib/asterisk), and no program root starts here
+# may find files of its choosing there. Python also runs isolated (-I): no
+# current folder on sys.path, no PYTHON* variables, no user site.
+cd /
 if [ "$(id -u)" != 0 ]; then
     echo "$PROG: must run as root (try: sudo ./$PROG)" >&2
     exit 1
@@ -210,7 +215,7 @@ files_with_include() {
 
 # The ODBC connection string of a config file (the script's default if unset).
 config_connection() {
-    python3 - "$1" <<'PY'
+    python3 -I - "$1" <<'PY'
 import configparser, sys
 p = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";", "#"))
 with open(sys.argv[1], encoding="utf-8") as f:
@@ -333,9 +338,9 @@ install_file() {
 
 venv_ok() {
     [ -x "$VENV/bin/python3" ] || return 1
-    "$VENV/bin/python3" -c 'import asterisk.agi, pyodbc' >/dev/null 2>&1 || return 1
+    "$VENV/bin/python3" -I -c 'import asterisk.agi, pyodbc' >/dev/null 2>&1 || return 1
     local frozen pin
-    frozen=$("$VENV/bin/python3" -m pip freeze --disable-pip-version-check 2>/dev/null | tr '[:upper:]' '[:lower:]') || return 1
+    frozen=$("$VENV/bin/python3" -I -m pip freeze --disable-pip-version-check 2>/dev/null | tr '[:upper:]' '[:lower:]') || return 1
     for pin in "${PINS[@]}"; do
         grep -qx "$pin" <<<"$frozen" || return 1
     done
@@ -428,10 +433,10 @@ install_venv() {
     fi
     mkdir -p "$PREFIX"
     rm -rf "$VENV"
-    python3 -m venv "$VENV" >/dev/null || die "venv: python3 -m venv $VENV failed (is python3-venv installed?)"
+    python3 -I -m venv "$VENV" >/dev/null || die "venv: python3 -m venv $VENV failed (is python3-venv installed?)"
     local pipargs=(install --quiet --disable-pip-version-check --no-cache-dir)
     if [ -n "$WHEELHOUSE" ]; then pipargs+=(--no-index --find-links "$WHEELHOUSE"); fi
-    "$VENV/bin/python3" -m pip "${pipargs[@]}" -r "$REQUIREMENTS" ||
+    "$VENV/bin/python3" -I -m pip "${pipargs[@]}" -r "$REQUIREMENTS" ||
         die "venv: pip install ${PINS[*]} failed${WHEELHOUSE:+ from $WHEELHOUSE} (see docs/install.md, 'Offline')"
     venv_ok || die "venv: $VENV cannot import asterisk.agi and pyodbc after pip install"
     changed "venv: created $VENV with ${PINS[*]}${WHEELHOUSE:+ (offline, from $WHEELHOUSE)}"
@@ -514,7 +519,7 @@ install_allowlist() {
 
 sqlite_has_table() {  # sqlite_has_table DB TABLE
     [ -f "$1" ] || return 1
-    python3 - "$1" "$2" <<'PY'
+    python3 -I - "$1" "$2" <<'PY'
 import sqlite3, sys
 c = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
 sys.exit(0 if c.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (sys.argv[2],)).fetchone() else 1)
@@ -522,7 +527,7 @@ PY
 }
 
 create_sqlite_tables() {  # create_sqlite_tables DB SQL_FILE
-    python3 - "$1" "$2" <<'PY'
+    python3 -I - "$1" "$2" <<'PY'
 import sqlite3, sys
 c = sqlite3.connect(sys.argv[1])
 with open(sys.argv[2], encoding="utf-8") as f:
@@ -675,7 +680,7 @@ check_agi_script() {
         fail "script: $AST_USER cannot run $script ($(mode_of "$script"))"
     elif as_asterisk test -w "$script"; then
         fail "script: $AST_USER can change $script ($(mode_of "$script")); want 750 root:$AST_USER"
-    elif ! as_asterisk "$VENV/bin/python3" -c 'import sys; compile(open(sys.argv[1], encoding="utf-8").read(), sys.argv[1], "exec"); import asterisk.agi, pyodbc' "$script" 2>/dev/null; then
+    elif ! as_asterisk "$VENV/bin/python3" -I -c 'import sys; compile(open(sys.argv[1], encoding="utf-8").read(), sys.argv[1], "exec"); import asterisk.agi, pyodbc' "$script" 2>/dev/null; then
         fail "script: $VENV/bin/python3 cannot compile it or import asterisk.agi/pyodbc as $AST_USER"
     else
         pass "script: $script runs under $VENV/bin/python3 ($(mode_of "$script"))"
@@ -721,7 +726,7 @@ check_dsn() {
 # Prints "N rows, M enabled (DBMS)", or why not (and fails): the allowlist
 # table read the way the script reads it, as the asterisk user.
 count_allowlist_as_asterisk() {
-    QMT_CONFIG=$CONFIG as_asterisk timeout 20 "$VENV/bin/python3" - "$CONFIG" "$TABLE" 2>&1 <<'PY'
+    QMT_CONFIG=$CONFIG as_asterisk timeout 20 "$VENV/bin/python3" -I - "$CONFIG" "$TABLE" 2>&1 <<'PY'
 import configparser, sys
 p = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";", "#"))
 with open(sys.argv[1], encoding="utf-8") as f:
