@@ -224,6 +224,24 @@ print(p.get("database", "connection", fallback="DSN=queue_mobile_toggle").strip(
 PY
 }
 
+# The connection string as install.sh may show it: the value of every key
+# that names a password (PWD, Password, TLSKEYPWD..., any case) is ***; a
+# value in braces may hold ";", an unclosed brace hides the rest.
+masked_connection() {
+    python3 -I -c '
+import re, sys
+s, out, pos = sys.argv[1], [], 0
+part = re.compile(r"([^=;]*)(?:=(\{(?:[^}]|\}\})*\}(?=;|$)|\{.*|[^;]*))?;?")
+while pos < len(s):
+    m = part.match(s, pos)
+    if m.group(2) is not None and re.search("pwd|password", m.group(1), re.I):
+        out.append(m.group(1) + "=***" + (";" if m.group(0).endswith(";") else ""))
+    else:
+        out.append(m.group(0))
+    pos = m.end()
+print("".join(out))' "$1"
+}
+
 # The DSN named by a connection string that is exactly DSN=NAME, else "".
 plain_dsn() {
     local c=$1
@@ -486,7 +504,7 @@ install_config() {
 read_config_connection() {
     CONN=$(config_connection "$CONFIG") || die "config: cannot parse $CONFIG"
     if [ -n "$DSN$DB" ] && [ "$(any_dsn "$CONN")" != "$WANT_DSN" ]; then
-        note "config: $CONFIG says 'connection = ${CONN%%;*}...', not DSN=$WANT_DSN; edit it if --dsn $WANT_DSN is what you want"
+        note "config: $CONFIG says 'connection = $(masked_connection "$CONN")', not DSN=$WANT_DSN; edit it if --dsn $WANT_DSN is what you want"
     fi
 }
 
@@ -503,7 +521,7 @@ install_allowlist() {
         ok "allowlist: $BACKEND through DSN=$sdsn (no SQLite file; the DSN is yours to define, see docs/install.md)"
         dsn_defined "$sdsn" || note "allowlist: DSN $sdsn is not defined in $ODBC_INI yet"
     elif [ -z "$cdsn" ] || { [ -n "$DSN" ] && [ "$cdsn" != "$DSN" ]; }; then
-        ok "allowlist: the config points elsewhere (${CONN%%;*}...): no SQLite allowlist created"
+        ok "allowlist: the config points elsewhere ($(masked_connection "$CONN")): no SQLite allowlist created"
     elif dsn_defined "$cdsn" && [ "$cdsn" != "$M_DSN_ADDED" ]; then
         ok "allowlist: DSN $cdsn is already defined in $ODBC_INI (driver $(dsn_value "$cdsn" Driver)): left as it is"
     else
@@ -756,7 +774,7 @@ check_allowlist_reachable() {
     if out=$(count_allowlist_as_asterisk); then
         pass "database: table $TABLE reachable as $AST_USER: $out"
     else
-        fail "database: ${out:-no answer within 20 s} (connection = ${CONN%%PWD=*}$( [[ $CONN == *PWD=* ]] && echo 'PWD=...'))"
+        fail "database: ${out:-no answer within 20 s} (connection = $(masked_connection "$CONN"))"
     fi
 }
 

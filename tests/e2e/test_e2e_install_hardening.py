@@ -60,3 +60,26 @@ def test_python_never_imports_from_the_working_folder(throwaway_root):
     assert p.returncode == 0, p.stdout + p.stderr
     assert "[PASS]    venv:" in check.stdout and "[PASS]    config:" in check.stdout, check.stdout
     assert again.returncode == 0, again.stdout + again.stderr
+
+
+# --------------------------------------------- item 5: passwords never shown
+SECRETS = ("Sekret-1", "sekret-2", "SEKRET-3", "se;kret}}4", "sekret-5")
+
+
+def test_check_and_install_never_show_a_password(throwaway_root):
+    root = throwaway_root
+    conn = (f"Password={SECRETS[0]};DSN=qmt_elsewhere;UID=agi;pwd={SECRETS[1]};PASSWORD = {SECRETS[2]};"
+            f"Pwd={{{SECRETS[3]}}};TLSKEYPWD={SECRETS[4]}")
+    root.write(CONF, f"[database]\nconnection = {conn}\n", mode=0o640, owner="root:asterisk")
+    p = installed(root)
+    shown = [line for line in p.stdout.splitlines() if "config points elsewhere" in line]
+    assert shown and "Password=***" in shown[0], p.stdout
+
+    p = root.install("--check")
+    assert p.returncode == 1
+    shown = [line for line in p.stdout.splitlines() if line.startswith("[FAIL]    database:")]
+    assert shown, p.stdout
+    assert "DSN=qmt_elsewhere;UID=agi;" in shown[0] and "pwd=***" in shown[0], shown[0]
+    out = p.stdout + p.stderr
+    for secret in SECRETS + ("kret}}4", "kret}4"):
+        assert secret not in out
