@@ -145,10 +145,11 @@ running_agi_dir() {
     awk '/^ *AGI Scripts directory:/ { sub(/^ *AGI Scripts directory: */, ""); sub(/[ \r]+$/, ""); print; exit }' <<<"$o"
 }
 
-manifest_get() {
+manifest_all() {   # every value of a key, in the order written
     [ -f "$MANIFEST" ] || return 0
-    sed -n "s/^$1=//p" "$MANIFEST" | tail -n 1
+    sed -n "s/^$1=//p" "$MANIFEST"
 }
+manifest_get() { manifest_all "$1" | tail -n 1; }   # its last value
 
 # Where Asterisk looks for AGI scripts, the way Asterisk resolves it:
 # the running Asterisk says it; else asterisk.conf's astagidir if its
@@ -189,11 +190,19 @@ resolve_agi_dir() {
     AGI_DIR=/var/lib/asterisk/agi-bin AGI_DIR_FROM="Asterisk's stock default"
 }
 
-# The agi-bin of the installed script (for --check and --uninstall): the one
-# the manifest recorded, else where Asterisk would look. Sets AGI_DIR.
+# The agi-bin of the installed script (for --check): the one the manifest
+# recorded last, else where Asterisk would look. Sets AGI_DIR.
 installed_agi_dir() {
     AGI_DIR=$(manifest_get agi_dir)
     if [ -z "$AGI_DIR" ]; then resolve_agi_dir; fi
+}
+
+# Every agi-bin an install has used, one a line, the current one ($AGI_DIR)
+# last: the manifest keeps them all, so that --uninstall leaves no script
+# behind after a changed --agi-dir.
+agi_dirs_used() {
+    manifest_all agi_dir | grep -vxF -- "$AGI_DIR" || [ $? = 1 ]   # grep: 1 = none other
+    echo "$AGI_DIR"
 }
 
 # FreePBX keeps admin dialplan in extensions_custom.conf (it rewrites the rest).
@@ -626,7 +635,7 @@ write_manifest() {
     tmp=$(mktemp)
     {
         echo "# queue-mobile-toggle install.sh manifest: what --uninstall removes"
-        echo "agi_dir=$AGI_DIR"
+        agi_dirs_used | sed 's/^/agi_dir=/'
         echo "include_file=$INCLUDE_FILE"
         echo "dsn_added=$M_DSN_ADDED"
         echo "sqlite_db=$M_SQLITE_DB"
@@ -821,10 +830,11 @@ report_check() {
 # ---------------------------------------------------------------- uninstall
 do_uninstall() {
     installed_agi_dir
-    local dsn db sha
+    local dsn db sha dirs dir
+    mapfile -t dirs < <(agi_dirs_used)
     dsn=$(manifest_get dsn_added) db=$(manifest_get sqlite_db) sha=$(manifest_get config_sha256)
     [ -f "$MANIFEST" ] || note "no $MANIFEST: removing what is found in the usual places"
-    remove_agi_script
+    for dir in "${dirs[@]}"; do remove_agi_script "$dir"; done
     remove_include_lines
     remove_dialplan_file
     remove_sqlite_dsn "$dsn"
@@ -835,14 +845,14 @@ do_uninstall() {
     report_uninstall
 }
 
-remove_agi_script() {
-    local script=$AGI_DIR/$SCRIPT
+remove_agi_script() {   # remove_agi_script DIR
+    local script=$1/$SCRIPT
     if [ -f "$script" ] && [ "$(head -n 1 "$script")" = "#!$VENV/bin/python3" ]; then
         rm -f "$script"; changed "script: removed $script"
     elif [ -f "$script" ]; then
         note "script: $script was not installed by $PROG (other shebang): left"
     else
-        ok "script: none in $AGI_DIR"
+        ok "script: none in $1"
     fi
 }
 

@@ -83,3 +83,24 @@ def test_check_and_install_never_show_a_password(throwaway_root):
     out = p.stdout + p.stderr
     for secret in SECRETS + ("kret}}4", "kret}4"):
         assert secret not in out
+
+
+# ------------------------------------ item 9: every agi-bin used is removed
+def test_uninstall_removes_the_script_from_every_agi_dir_used(throwaway_root):
+    root = throwaway_root
+    dirs = ("/opt/agi-one", "/srv/agi-two")
+    for d in dirs:
+        installed(root, "--agi-dir", d)
+    for d in dirs:
+        assert root.p(f"{d}/{SCRIPT}").exists()
+    recorded = [line for line in root.p(MANIFEST).read_text().splitlines() if line.startswith("agi_dir=")]
+    assert recorded == [f"agi_dir={d}" for d in dirs]       # the one in use last
+    p = installed(root, "--agi-dir", dirs[1])
+    assert "[changed]" not in p.stdout                      # the manifest is stable
+
+    p = root.install("--uninstall")
+
+    assert p.returncode == 0, p.stdout + p.stderr
+    for d in dirs:
+        assert f"[changed] script: removed {d}/{SCRIPT}" in p.stdout
+        assert not root.p(f"{d}/{SCRIPT}").exists()
