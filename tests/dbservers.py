@@ -3,9 +3,10 @@
 A test session gets, per server, one uniquely named database and one AGI
 account built the way the DBA builds them: sql/<backend>.sql and
 sql/grant_<backend>.sql applied through the real `mysql` / `psql` clients,
-each twice (they must be idempotent). The AGI connects through a DSN over
-TCP 127.0.0.1 as that account, so the SELECT-only grant is what it really
-has. Rows are written through an admin connection. All is dropped at the
+each twice (they must be idempotent); the grant file by the shell command
+docs/dba.md gives, the password in a root-only file. The AGI connects
+through a DSN over TCP 127.0.0.1 as that account, so the SELECT-only grant
+is what it really has. Rows are written through an admin connection. All is dropped at the
 end of the session.
 
 Where the servers are (defaults match .ci/db-servers.sh):
@@ -21,8 +22,10 @@ Test modules load this as a plugin: pytest_plugins = ["dbservers"].
 import os
 import secrets
 import shutil
+import shlex
 import socket
 import subprocess
+import tempfile
 import threading
 
 import pytest
@@ -38,6 +41,18 @@ PG_PORT = int(os.environ.get("QMT_TEST_PG_PORT", "5432"))
 PG_PASSWORD_GROUP = "qmt_test_password_auth"
 DSN = "qmt_test"
 CLIENT_TIMEOUT = 60
+# Someone else's table in the session's database: the AGI must not read it.
+OTHER_TABLE = "qmt_other"
+# Each must fail for the AGI account (same SQL on both servers).
+FORBIDDEN_SQL = (
+    "INSERT INTO queue_mobile_agents (number, queue) VALUES ('79990001122', '8010')",
+    "UPDATE queue_mobile_agents SET penalty = 9",
+    "DELETE FROM queue_mobile_agents",
+    "SELECT * FROM " + OTHER_TABLE,
+    "CREATE TEMPORARY TABLE qmt_scratch (a INTEGER)",
+    "CREATE TABLE qmt_intruder (a INTEGER)",
+    "DROP TABLE queue_mobile_agents",
+)
 
 
 def in_ci():
@@ -84,7 +99,9 @@ class Server:
         self.database = "qmt_t_" + token
         self.agi_user = "qmt_agi_" + token
         # A quote and a backslash: the grant files must quote, not paste.
-        self.agi_password = "Pw'\\" + secrets.token_hex(8)
+        # The token alone is what a process listing would show, quoted or not.
+        self.password_token = secrets.token_hex(8)
+        self.agi_password = "Pw'\\" + self.password_token
         self.created = False
 
     # -- running the clients as the DBA would ---------------------------
@@ -105,8 +122,49 @@ class Server:
     def apply_schema(self):
         raise NotImplementedError
 
-    def apply_grants(self, **overrides):
+    # -- the grant file, as docs/dba.md runs it ---------------------------
+    def password_file_text(self, password):
+        """What the DBA's root-only password file holds."""
         raise NotImplementedError
+
+    def grant_recipe(self, password_file, user):
+        """docs/dba.md's shell command, with the tests' admin connection."""
+        raise NotImplementedError
+
+    def start_grants(self, password_file, user=None):
+        if shutil.which(self.client) is None:
+            unavailable("the %s client is not installed" % self.client)
+        script = "set -o pipefail; " + self.grant_recipe(password_file, user or self.agi_user)
+        return subprocess.Popen(["bash", "-c", script], cwd=REPO, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def finish_grants(self, process, user=None, check=True):
+        try:
+            out, err = process.communicate(timeout=CLIENT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            raise ClientError("the grant recipe: no answer in %ss" % CLIENT_TIMEOUT)
+        if check and process.returncode != 0:
+            raise ClientError("the grant recipe failed (%d): %s" % (process.returncode, err.strip()))
+        if process.returncode == 0:
+            self.granted(user or self.agi_user)
+        return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+    def granted(self, user):
+        """What the test set-up adds to an account after the grant file."""
+
+    def apply_grants(self, password=None, user=None):
+        """Run the grant file; raise on failure unless an argument is given
+        (a test that expects it to fail reads the result)."""
+        check = password is None and user is None
+        password = self.agi_password if password is None else password
+        with tempfile.TemporaryDirectory() as folder:  # mode 0700: root's only
+            path = os.path.join(folder, "qmt_agi_password")
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w",
+                      encoding="utf-8") as handle:
+                handle.write(self.password_file_text(password))
+            return self.finish_grants(self.start_grants(path, user), user, check)
 
     # -- lifecycle -------------------------------------------------------
     def create(self):
@@ -120,6 +178,8 @@ class Server:
             unavailable("%s is not reachable: %s" % (self.backend, problem))
         self.admin_sql(None, self.create_database_sql())
         self.created = True
+        self.admin_sql(self.database, "CREATE TABLE %s (secret VARCHAR(20)); INSERT INTO %s VALUES ('x')"
+                       % (OTHER_TABLE, OTHER_TABLE))
         for _ in range(2):  # an empty server, then again: both must apply cleanly
             self.apply_schema()
             self.apply_grants()
@@ -149,16 +209,41 @@ class Server:
         return pyodbc.connect(self.admin_connection_string(self.database), autocommit=autocommit,
                               timeout=10)
 
-    def agi_connect(self, password=None):
+    def agi_connect(self, password=None, database=None):
         """Connect as the AGI account, in this process. A Driver= string,
         not the DSN: unixODBC caches what it read of the ini files, so a
         test process cannot switch to another test's ODBCSYSINI/ODBCINI."""
         import pyodbc
-        keys = self.dsn_keys()
+        keys = self.dsn_keys(Database=database or self.database)
         keys.update(UID=self.agi_user, PWD=self.agi_password if password is None else password)
         keys["Driver"] = "{%s}" % keys["Driver"]
         return pyodbc.connect(";".join("%s=%s" % pair for pair in keys.items()), autocommit=True,
                               timeout=10)
+
+    def agi_can_do(self, statements=FORBIDDEN_SQL):
+        """Those of `statements` the AGI account got through with."""
+        import pyodbc
+        agi = self.agi_connect()
+        try:
+            done = []
+            for statement in statements:
+                try:
+                    agi.execute(statement)
+                    done.append(statement)
+                except pyodbc.Error:
+                    pass
+            return done
+        finally:
+            agi.close()
+
+    def assert_select_only(self):
+        """The AGI account reads the allowlist and can do nothing else."""
+        agi = self.agi_connect()
+        try:
+            agi.execute("SELECT COUNT(*) FROM queue_mobile_agents").fetchall()
+        finally:
+            agi.close()
+        assert self.agi_can_do() == []
 
 
 class MariaDB(Server):
@@ -178,24 +263,30 @@ class MariaDB(Server):
     def apply_schema(self):
         self.run_client(self.admin_args(self.database), sql_file("mariadb.sql"))
 
-    def grant_command(self, password=None, user=None):
-        password = self.agi_password if password is None else password
-        init = ["@qmt_agi_user = %s" % mysql_literal(user or self.agi_user)]
-        if password:
-            init.append("@qmt_agi_password = %s" % mysql_literal(password))
-        return ["--init-command=SET " + ", ".join(init)] + self.admin_args(self.database)
+    def password_file_text(self, password):
+        return "SET @qmt_agi_password = %s;\n" % mysql_literal(password)
 
-    def apply_grants(self, **overrides):
-        return self.run_client(self.grant_command(**overrides), sql_file("grant_mariadb.sql"),
-                               check=not overrides)
+    def grant_recipe(self, password_file, user):
+        # The account name is no secret: it may show in ps.
+        mysql = [self.client, "--init-command=SET @qmt_agi_user = %s" % mysql_literal(user)]
+        return "cat %s sql/grant_mariadb.sql | %s" % (
+            shlex.quote(password_file), shlex.join(mysql + self.admin_args(self.database)))
 
     def admin_connection_string(self, database):
         return "Driver={%s};Socket=%s;UID=root;Database=%s" % (self.driver, MYSQL_SOCKET, database)
 
     def drop(self):
-        self.admin_sql(None, "DROP DATABASE IF EXISTS `%s`; DROP USER IF EXISTS %s" % (
-            self.database, ", ".join("'%s'@'%s'" % (self.agi_user, host)
-                                     for host in ("localhost", "127.0.0.1"))))
+        # Every host of the account (a test may add one) and PUBLIC's grants
+        # in the database: DROP DATABASE leaves both behind.
+        accounts = self.admin_sql(None, "SELECT CONCAT(QUOTE(User), '@', QUOTE(Host)) FROM mysql.user"
+                                        " WHERE User = '%s' AND is_role = 'N'" % self.agi_user).split()
+        revokes = self.admin_sql(None, (
+            "SELECT CONCAT('REVOKE ALL PRIVILEGES ON `', Db, '`.* FROM PUBLIC;') FROM mysql.db"
+            " WHERE User = 'PUBLIC' AND Db = '{0}' UNION ALL"
+            " SELECT CONCAT('REVOKE ALL PRIVILEGES ON `', Db, '`.`', Table_name, '` FROM PUBLIC;')"
+            " FROM mysql.tables_priv WHERE User = 'PUBLIC' AND Db = '{0}'").format(self.database))
+        self.admin_sql(None, "DROP DATABASE IF EXISTS `%s`; %s DROP USER IF EXISTS %s" % (
+            self.database, revokes, ", ".join(accounts) or "'%s'@'localhost'" % self.agi_user))
 
     def drop_table(self):
         self.admin_sql(self.database, "DROP TABLE queue_mobile_agents")
@@ -233,19 +324,27 @@ class PostgreSQL(Server):
         super().create()
         # Far from UTC, so a time taken in the session's zone would show.
         self.admin_sql(None, "ALTER DATABASE %s SET timezone TO 'Asia/Vladivostok'" % self.database)
-        exists = self.admin_sql(None, "SELECT 1 FROM pg_roles WHERE rolname = '%s'" % PG_PASSWORD_GROUP)
-        if exists.strip() == "1":
-            self.admin_sql(None, "GRANT %s TO %s" % (PG_PASSWORD_GROUP, self.agi_user))
 
     def apply_schema(self):
         self.run_client(self.admin_args(self.database) + ["-f", sql_file("postgresql.sql")])
 
-    def apply_grants(self, **overrides):
-        password = overrides.get("password", self.agi_password)
-        args = self.admin_args(self.database) + ["-v", "agi_user=" + overrides.get("user", self.agi_user)]
-        if password:
-            args += ["-v", "agi_password=" + password]
-        return self.run_client(args + ["-f", sql_file("grant_postgresql.sql")], check=not overrides)
+    def password_file_text(self, password):
+        return password + "\n"
+
+    def grant_recipe(self, password_file, user):
+        psql = [self.client] + self.admin_args(self.database) + [
+            "-v", "agi_user=" + user, "-f", "sql/grant_postgresql.sql"]
+        return "%s < %s" % (shlex.join(psql), shlex.quote(password_file))
+
+    def granted(self, user):
+        """The grant file drops the role's memberships; the session's AGI
+        role goes back into the group that .ci/db-servers.sh makes log in
+        by password (pg_hba), so the wrong-password test means something."""
+        if user != self.agi_user:
+            return
+        exists = self.admin_sql(None, "SELECT 1 FROM pg_roles WHERE rolname = '%s'" % PG_PASSWORD_GROUP)
+        if exists.strip() == "1":
+            self.admin_sql(None, "GRANT %s TO %s" % (PG_PASSWORD_GROUP, self.agi_user))
 
     def admin_connection_string(self, database):
         string = "Driver={%s};Servername=127.0.0.1;Port=%d;Database=%s;UID=postgres" % (
