@@ -293,6 +293,14 @@ def _shq(s):
 
 
 # ----------------------------------------------------------- Asterisk config
+# What a SIP call over UDP needs (INVITE, SDP with PCMU, caller ID from
+# From, RDNIS from Diversion, endpoint found by source IP): the attack
+# tests call in the way an outside caller would.
+SIP_MODULES = ("chan_pjsip", "res_pjproject", "res_pjsip", "res_pjsip_session", "res_pjsip_pubsub",
+               "res_pjsip_sdp_rtp", "res_rtp_asterisk", "res_pjsip_endpoint_identifier_ip",
+               "res_pjsip_caller_id", "res_pjsip_diversion")
+
+
 def modules_noload(root):
     """noload lines for what the tests do not need (faster, quieter start)."""
     moddir = root.p("/usr/lib/x86_64-linux-gnu/asterisk/modules")
@@ -308,11 +316,12 @@ def modules_noload(root):
             "res_security_log", "res_convert", "func_pjsip", "res_crypto", "res_stun_monitor",
             "res_format_attr", "app_mp3", "app_externalivr", "res_clialiases", "func_enum",
             "res_manager_", "app_sla", "app_meetme", "pbx_spool")
-    names = sorted(f.name for f in moddir.glob("*.so") if f.name.startswith(drop))
+    names = sorted(f.name for f in moddir.glob("*.so")
+                   if f.name.startswith(drop) and f.name[:-3] not in SIP_MODULES)
     return "".join(f"noload => {n}\n" for n in names)
 
 
-def base_config(root, ami_port, ami_secret):
+def base_config(root, ami_port, ami_secret, sip_port):
     """Write an Asterisk configuration for the tests inside the chroot.
 
     asterisk.conf: its [directories] section is NOT a template, and astagidir
@@ -377,10 +386,13 @@ permit = 127.0.0.1/255.255.255.255
 read = all
 write = all
 """, mode=0o640, owner="root:asterisk")
-    # The test contexts. A call slot N has its caller ID in CALLS_DIR/N.cid and
-    # its target (s = all queues, or a queue number) in CALLS_DIR/N.target:
-    # FILE() hands the bytes over untouched, so hostile caller IDs reach the
-    # toggle exactly as written. The hangup handler logs the outcome.
+    write_pjsip(root, sip_port)
+    # The test contexts. A call slot N has its caller ID in CALLS_DIR/N.cid,
+    # its caller name in N.name, its target (s = all queues, or a queue
+    # number) in N.target, and, only when given, a DNID in N.dnid and an
+    # RDNIS in N.rdnis: FILE() hands the bytes over untouched, so hostile
+    # values reach the toggle exactly as written. The hangup handler logs the
+    # outcome. qmt-sip-ivr is where SIP calls land, as an IVR would send them.
     root.write(f"{etc}/extensions.conf", f"""\
 [general]
 static = yes
@@ -398,8 +410,17 @@ exten => _X!,1,Answer()
 [qmt-caller]
 exten => _X!,1,Set(CHANNEL(hangup_handler_push)=qmt-caller-done,s,1(${{EXTEN}}))
  same => n,Set(CALLERID(num)=${{FILE({CALLS_DIR}/${{EXTEN}}.cid)}})
- same => n,Set(CALLERID(name)=E2E)
- same => n,Goto(app-queue-toggle-mob,${{FILE({CALLS_DIR}/${{EXTEN}}.target)}},1)
+ same => n,Set(CALLERID(name)=${{FILE({CALLS_DIR}/${{EXTEN}}.name)}})
+ same => n,GotoIf($[${{STAT(e,{CALLS_DIR}/${{EXTEN}}.dnid)}}]?:rdnis)
+ same => n,Set(CALLERID(dnid)=${{FILE({CALLS_DIR}/${{EXTEN}}.dnid)}})
+ same => n(rdnis),GotoIf($[${{STAT(e,{CALLS_DIR}/${{EXTEN}}.rdnis)}}]?:go)
+ same => n,Set(CALLERID(rdnis)=${{FILE({CALLS_DIR}/${{EXTEN}}.rdnis)}})
+ same => n(go),Goto(app-queue-toggle-mob,${{FILE({CALLS_DIR}/${{EXTEN}}.target)}},1)
+
+[qmt-sip-ivr]
+exten => _X!,1,Set(CHANNEL(hangup_handler_push)=qmt-caller-done,s,1(${{CHANNEL(pjsip,call-id)}}))
+ same => n,Answer()
+ same => n,Goto(app-queue-toggle-mob,s,1)
 
 [qmt-caller-done]
 exten => s,1,Verbose(0,QMT_DONE slot=${{ARG1}} {_fields(DONE_VARS)} END)
@@ -423,9 +444,37 @@ exten => _X!,1,Set(CALLERID(num)=${{FILE({CALLS_DIR}/${{EXTEN}}.cid)}})
             "/var/cache/asterisk 2>/dev/null; true", check=True)
 
 
+SIP_ENDPOINT = "e2e-trunk"     # the calling channel is PJSIP/e2e-trunk-<n>
+
+
+def write_pjsip(root, sip_port):
+    """One UDP transport on loopback and one endpoint found by source IP,
+    like a SIP trunk without registration: anything from 127.0.0.1 on that
+    port is a call from the trunk, landing in qmt-sip-ivr."""
+    root.write("/etc/asterisk/pjsip.conf", f"""\
+[e2e-udp]
+type = transport
+protocol = udp
+bind = 127.0.0.1:{sip_port}
+
+[{SIP_ENDPOINT}]
+type = endpoint
+transport = e2e-udp
+context = qmt-sip-ivr
+disallow = all
+allow = ulaw
+direct_media = no
+
+[{SIP_ENDPOINT}-ip]
+type = identify
+endpoint = {SIP_ENDPOINT}
+match = 127.0.0.1
+""")
+
+
 # channel variables logged at the end of a test call / a benchmark call
-DONE_VARS = ("QUEUESTAT", "QUEUEUSER", "QMT_REASON", "QMT_COUNT", "AGISTATUS", "AQMSTATUS", "RQMSTATUS",
-             "QAGENT_UNAUTHORIZED")
+DONE_VARS = ("CHANNEL", "QUEUESTAT", "QUEUEUSER", "QMT_REASON", "QMT_COUNT", "AGISTATUS", "AQMSTATUS",
+             "RQMSTATUS", "QAGENT_UNAUTHORIZED")
 BENCH_VARS = ("T0", "T1", "AGISTATUS", "QUEUESTAT", "QMT_REASON")
 BENCH_CONTEXTS = (("qmt-bench", "queue_mobile_toggle.py"), ("qmt-bench-floor", BENCH_FLOOR_SCRIPT))
 
@@ -535,8 +584,8 @@ class AMI:
             self.sock.close()
 
 
-def free_port():
-    with socket.socket() as s:
+def free_port(kind=socket.SOCK_STREAM):
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
@@ -552,7 +601,8 @@ class Asterisk:
         self.port = free_port()
         self.secret = secrets.token_hex(12)
         self.slot = 100
-        base_config(root, self.port, self.secret)
+        self.sip_port = free_port(socket.SOCK_DGRAM)
+        base_config(root, self.port, self.secret, self.sip_port)
         self.full_log = root.p("/var/log/asterisk/full")
         self.queue_log = root.p("/var/log/asterisk/queue_log")
         self._log, self._log_pos = "", 0
@@ -648,12 +698,16 @@ class Asterisk:
         self.cli("database deltree Queue/PersistentMembers")
 
     # ------------------------------------------------------------- calls
-    def prepare(self, cid, target="s"):
-        """A new call slot: its caller ID and target, as files FILE() reads."""
+    def prepare(self, cid, target="s", name="E2E", dnid=None, rdnis=None):
+        """A new call slot: its caller ID, name, target and (only if given)
+        DNID and RDNIS, as files FILE() reads."""
         self.slot += 1
         d = self.root.p(CALLS_DIR)
-        for ext, val in (("cid", cid), ("target", target)):
+        for ext, val in (("cid", cid), ("target", target), ("name", name), ("dnid", dnid), ("rdnis", rdnis)):
             f = d / f"{self.slot}.{ext}"
+            if val is None:                 # not set on the channel at all
+                f.unlink(missing_ok=True)
+                continue
             f.write_bytes(val.encode("utf-8"))
             f.chmod(0o644)
         return self.slot
@@ -667,9 +721,9 @@ class Asterisk:
             if r.get("Response") != "Success":
                 raise AssertionError(f"Originate refused: {r}")
 
-    def place(self, cid, target="s", context="qmt-caller"):
-        """Originate one call; returns its slot (no wait)."""
-        slot = self.prepare(cid, target)
+    def place(self, cid, target="s", context="qmt-caller", **fields):
+        """Originate one call; returns its slot (no wait). fields: name, dnid, rdnis."""
+        slot = self.prepare(cid, target, **fields)
         self.originate([slot], context)
         return slot
 
@@ -682,14 +736,15 @@ class Asterisk:
             m = pat.search(text)
             if m:
                 fields = dict(kv.split("=", 1) for kv in m.group(1).split(" ") if "=" in kv)
-                fields["_log"] = self.call_log(slot, text)
+                fields["_log"] = (self.call_log(slot, text) if str(slot).isdigit()
+                                  else channel_lines(text, fields["CHANNEL"]))
                 return fields
             time.sleep(0.1)
         raise AssertionError(f"call slot {slot} did not finish in {timeout} s; log tail:\n"
                              + self.log_text()[-3000:])
 
-    def call(self, cid, target="s", timeout=60):
-        return self.result(self.place(cid, target), timeout)
+    def call(self, cid, target="s", timeout=60, **fields):
+        return self.result(self.place(cid, target, **fields), timeout)
 
     def log_text(self):
         """The whole full log so far (read incrementally, whole lines only)."""
@@ -716,6 +771,117 @@ class Asterisk:
             return self.queue_log.read_text(errors="replace").splitlines()
         except FileNotFoundError:
             return []
+
+
+def channel_lines(text, channel):
+    """The log lines naming this channel (e.g. PJSIP/e2e-trunk-00000003)."""
+    return [line for line in text.splitlines() if channel and channel in line]
+
+
+# ------------------------------------------------------------------- SIP
+class SipCall:
+    """One call from the test's SIP trunk to Asterisk over UDP, the way a
+    carrier places it: INVITE with a PCMU offer, ACK the 200 OK, answer the
+    BYE Asterisk sends when the dialplan hangs up, or send one at the end.
+    ruri_user goes on the wire as given (percent escapes included)."""
+
+    def __init__(self, port, ruri_user, from_user, headers=(), timeout=60):
+        self.dest = ("127.0.0.1", port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(1)
+        self.rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)   # Asterisk's audio lands here
+        self.rtp.bind(("127.0.0.1", 0))
+        self.me = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.ruri = f"sip:{ruri_user}@127.0.0.1:{port}"
+        self.from_hdr = f"<sip:{from_user}@127.0.0.1>;tag={secrets.token_hex(4)}"
+        self.to_hdr = f"<{self.ruri}>"
+        self.contact = f"<sip:{from_user}@{self.me}>"
+        self.call_id = "qmt" + secrets.token_hex(8)
+        self.headers, self.timeout = list(headers), timeout
+        self.remote = self.ruri            # Asterisk's Contact, once answered
+        self.up = self.ended = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _send(self, first_line, cseq, extra=(), body="", branch=None):
+        branch = branch or "z9hG4bK" + secrets.token_hex(8)
+        lines = [first_line, f"Via: SIP/2.0/UDP {self.me};branch={branch};rport",
+                 "Max-Forwards: 70", f"From: {self.from_hdr}", f"To: {self.to_hdr}",
+                 f"Call-ID: {self.call_id}", f"CSeq: {cseq}", f"Contact: {self.contact}", *extra,
+                 f"Content-Length: {len(body)}"]
+        self.sock.sendto(("\r\n".join(lines) + "\r\n\r\n" + body).encode(), self.dest)
+
+    def _receive(self, deadline):
+        """The next SIP message as (first line, {lower-case header: value}); None at the deadline."""
+        while time.monotonic() < deadline:
+            try:
+                data, _addr = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            head = data.decode("utf-8", "replace").split("\r\n\r\n", 1)[0].split("\r\n")
+            hdrs = {}
+            for line in head[1:]:
+                k, _, v = line.partition(":")
+                hdrs.setdefault(k.strip().lower(), v.strip())
+            return head[0], hdrs
+        return None
+
+    def _sdp(self):
+        port = self.rtp.getsockname()[1]
+        return ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                f"m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+
+    def _ack(self, branch=None):
+        self._send(f"ACK {self.remote} SIP/2.0", "1 ACK", branch=branch)
+
+    def invite(self):
+        """Send the INVITE; return the final status code (200 once answered)."""
+        branch = "z9hG4bK" + secrets.token_hex(8)
+        self._send(f"INVITE {self.ruri} SIP/2.0", "1 INVITE",
+                   self.headers + ["Content-Type: application/sdp"], self._sdp(), branch)
+        deadline = time.monotonic() + self.timeout
+        while (msg := self._receive(deadline)) is not None:
+            first, hdrs = msg
+            code = int(first.split()[1]) if first.startswith("SIP/2.0 ") else 0
+            if code >= 200 and hdrs.get("cseq", "").endswith("INVITE"):
+                self.to_hdr = hdrs.get("to", self.to_hdr)
+                self.remote = hdrs.get("contact", self.remote).strip("<>").split(">")[0]
+                self.up = code < 300
+                self._ack(None if self.up else branch)     # a refusal's ACK reuses the INVITE's branch
+                return code
+        raise AssertionError(f"no final answer to the INVITE in {self.timeout} s")
+
+    def wait_bye(self, timeout=None):
+        """Answer Asterisk's BYE with 200 OK; True when it came in time."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while self.up and (msg := self._receive(deadline)) is not None:
+            first, hdrs = msg
+            if first.startswith("SIP/2.0 200") and hdrs.get("cseq", "").endswith("INVITE"):
+                self._ack()                 # our ACK got lost: Asterisk repeats its 200
+            elif first.startswith("BYE "):
+                self._reply_ok(hdrs)
+                self.up, self.ended = False, True
+        return self.ended
+
+    def _reply_ok(self, hdrs):
+        lines = ["SIP/2.0 200 OK"] + [f"{name}: {hdrs[name.lower()]}" for name in
+                                      ("Via", "From", "To", "Call-ID", "CSeq")] + ["Content-Length: 0"]
+        self.sock.sendto(("\r\n".join(lines) + "\r\n\r\n").encode(), self.dest)
+
+    def close(self):
+        """Hang up if the call is still up, then free the sockets."""
+        try:
+            if self.up:
+                self._send(f"BYE {self.remote} SIP/2.0", "2 BYE")
+                self.up = False
+        finally:
+            self.sock.close()
+            self.rtp.close()
 
 
 def prompts(lines):
