@@ -107,6 +107,9 @@ fi
 # The exact pins (name==version), lower-cased as pip freeze prints them.
 mapfile -t PINS < <(sed -n 's/^[[:space:]]*\([A-Za-z0-9_.-]*==[^[:space:]#;]*\).*/\1/p' "$REQUIREMENTS" | tr '[:upper:]' '[:lower:]')
 [ ${#PINS[@]} -gt 0 ] || { echo "$PROG: no name==version pin in $REQUIREMENTS" >&2; exit 1; }
+# Root's own scratch folder (mode 700) for files built before they are put in place.
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
 
 # ------------------------------------------------------------ reporting
 CHANGES=0 FAILS=0
@@ -119,6 +122,166 @@ die()     { printf '[ERROR]   %s\n' "$*" >&2; exit 1; }
 
 # --------------------------------------------------------------- helpers
 as_asterisk() { runuser -u "$AST_USER" -- "$@"; }     # util-linux, always on Debian
+
+# ------------------------------------------------------ files root writes
+# /etc/asterisk, /var/lib/asterisk and agi-bin belong to the asterisk user
+# (Debian, FreePBX): it can put a link or a hard link where root is about to
+# write, chmod or chown. So root never does any of that by a file's name:
+# safe_file walks to the folder without following links (every folder on the
+# way owned by root or asterisk, none writable by all), refuses a target that
+# is a link, has other hard links, is not a regular file or belongs to
+# someone else, changes mode and owner through an open file, and replaces
+# contents whole: a new file beside the old one, renamed over it, so that a
+# failure half-way leaves the old file as it was.
+SAFE_FILE_PY=$(cat <<'PY'
+import grp, os, pwd, stat, sys
+
+class Refused(Exception):
+    pass
+
+def user(uid):
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+TRUSTED = (0, pwd.getpwnam(sys.argv[1]).pw_uid)
+op, path, args = sys.argv[2], sys.argv[3], sys.argv[4:]
+folder, name = os.path.split(path)
+
+def vet_folder(st, where):
+    if st.st_uid not in TRUSTED:
+        raise Refused("the folder %s belongs to %s" % (where, user(st.st_uid)))
+    if st.st_mode & stat.S_IWOTH:
+        raise Refused("the folder %s is writable by anyone" % where)
+
+def open_folder():
+    fd, where = os.open("/", os.O_RDONLY | os.O_DIRECTORY), ""
+    vet_folder(os.fstat(fd), "/")
+    for part in [p for p in os.path.realpath(folder).split("/") if p]:
+        where += "/" + part
+        try:
+            sub = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+        finally:
+            os.close(fd)
+        fd = sub
+        vet_folder(os.fstat(fd), where)
+    return fd
+
+def vet(st, dfd):
+    if stat.S_ISLNK(st.st_mode):
+        raise Refused("it is a symbolic link to %s" % os.readlink(name, dir_fd=dfd))
+    if not stat.S_ISREG(st.st_mode):
+        raise Refused("it is not a regular file")
+    if st.st_nlink != 1:
+        raise Refused("it has %d hard links" % st.st_nlink)
+    if st.st_uid not in TRUSTED:
+        raise Refused("it belongs to %s" % user(st.st_uid))
+
+def existing(dfd):
+    try:
+        st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    vet(st, dfd)
+    return st
+
+def open_existing(dfd):
+    st = existing(dfd)
+    if st is None:
+        raise Refused("it does not exist")
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dfd)
+    now = os.fstat(fd)
+    vet(now, dfd)
+    if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+        raise Refused("it was replaced while install.sh looked at it")
+    return fd, now
+
+def replace(dfd, data, mode, uid, gid):
+    while True:
+        tmp = ".%s.qmt-%s" % (name, os.urandom(4).hex())
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dfd)
+            break
+        except FileExistsError:
+            continue
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fchown(f.fileno(), uid, gid)
+            os.fchmod(f.fileno(), mode)
+            os.fsync(f.fileno())
+        os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+    except BaseException:
+        os.unlink(tmp, dir_fd=dfd)
+        raise
+    os.fsync(dfd)
+
+def wanted(st):  # MODE [USER GROUP] as given, the rest as the file is (a new one: 644 root root)
+    mode, uid, gid = (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) if st else (0o644, 0, 0)
+    if args:
+        mode = int(args[0], 8)
+    if len(args) == 3:
+        uid, gid = pwd.getpwnam(args[1]).pw_uid, grp.getgrnam(args[2]).gr_gid
+    return mode, uid, gid
+
+def main():
+    try:
+        dfd = open_folder()
+    except FileNotFoundError:
+        if op == "check":
+            return              # a folder made later holds nothing to refuse yet
+        raise
+    if op == "check":
+        existing(dfd)
+    elif op == "read":
+        fd, _ = open_existing(dfd)
+        with os.fdopen(fd, "rb") as f:
+            sys.stdout.buffer.write(f.read())
+    elif op == "chmod":
+        fd, st = open_existing(dfd)
+        try:
+            mode, uid, gid = wanted(st)
+            os.fchown(fd, uid, gid)
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+    elif op in ("write", "append"):
+        st, data = existing(dfd), sys.stdin.buffer.read()
+        if op == "append" and st is not None:
+            fd, st = open_existing(dfd)
+            with os.fdopen(fd, "rb") as f:
+                old = f.read()
+            data = old + (b"\n" if old and not old.endswith(b"\n") else b"") + data
+        replace(dfd, data, *wanted(st))
+    else:
+        raise ValueError("unknown operation " + op)
+
+try:
+    main()
+except Refused as e:
+    sys.exit("refusing to touch %s: %s; install.sh writes only regular files of root or %s, never through a link"
+             % (path, e, sys.argv[1]))
+except OSError as e:
+    sys.exit("could not %s %s (%s): it is left as it was" % (op, path, e.strerror or e))
+except Exception as e:
+    sys.exit("could not %s %s: %s" % (op, path, e))
+PY
+)
+
+# safe_file check|read|write|append|chmod PATH [MODE [USER GROUP]]: see above.
+# check: refuse PATH now (a missing file or folder is fine); read: PATH to
+# stdout; write: stdin becomes PATH; append: stdin added to PATH (its last
+# line ended first); chmod: set mode and owner. write, append and chmod keep
+# PATH's mode and owner unless given (a new file: 644 root:root).
+# A refusal or failure ends the run with its one line.
+safe_file() {
+    local why
+    why=$(python3 -I -c "$SAFE_FILE_PY" "$AST_USER" "$@" 2>&1 >&3) || die "${why:-could not $1 $2}"
+} 3>&1
+
+refuse_unsafe() { local f; for f in "$@"; do safe_file check "$f"; done; }   # refuse_unsafe PATH...
 
 # Never pipe asterisk -rx into a reader that may stop early (grep -q, head):
 # with pipefail the SIGPIPE it gets would read as a failure. Capture, then test.
@@ -214,6 +377,13 @@ include_file() {
     fi
 }
 
+# The file that has our #include line, else the one it belongs in.
+include_target() {
+    local have
+    mapfile -t have < <(files_with_include)
+    if [ ${#have[@]} -gt 0 ]; then echo "${have[0]}"; else include_file; fi
+}
+
 # The files that have our #include line, one a line.
 files_with_include() {
     local f
@@ -298,19 +468,13 @@ ini_with_value() {  # ini_with_value SECTION KEY VALUE: an existing KEY of [SECT
 without_include_line() { grep -vE "$INCLUDE_RE" || [ $? = 1 ]; }   # grep: 1 = no line left
 
 # rewrite_file FILE FILTER [ARG...]: FILE becomes FILTER's output on FILE,
-# written in place so that FILE keeps its owner and mode.
+# with the same owner and mode.
 rewrite_file() {
-    local file=$1 tmp
+    local file=$1
     shift
-    tmp=$(mktemp)
-    if ! "$@" <"$file" >"$tmp"; then rm -f "$tmp"; return 1; fi
-    cat "$tmp" >"$file"
-    rm -f "$tmp"
-}
-
-# Before appending lines to a file: end its last line if it is unfinished.
-end_last_line() {
-    if [ -s "$1" ] && [ -n "$(tail -c 1 "$1")" ]; then echo >>"$1"; fi
+    safe_file read "$file" >"$WORK/old"
+    "$@" <"$WORK/old" >"$WORK/new" || die "could not rewrite $file: it is left as it was"
+    safe_file write "$file" <"$WORK/new"
 }
 
 dsn_defined() { ini_has "$ODBC_INI" "$1"; }
@@ -358,7 +522,7 @@ install_file() {
     if [ -f "$dest" ] && cmp -s "$src" "$dest" && [ "$(mode_of "$dest")" = "$mode $own" ]; then
         ok "$label: $dest unchanged"
     else
-        install -m "$mode" -o "${own%%:*}" -g "${own##*:}" "$src" "$dest"
+        safe_file write "$dest" "$mode" "${own%%:*}" "${own##*:}" <"$src"
         changed "$label: installed $dest (mode $mode, $own)"
     fi
 }
@@ -388,6 +552,8 @@ do_install() {
     find_backend
     WANT_DSN=${DSN:-$DEFAULT_DSN}
     install_os_packages
+    resolve_agi_dir
+    refuse_unsafe_install_targets
     quiet_psqlodbc_commlog
     install_venv
     install_agi_script
@@ -398,6 +564,16 @@ do_install() {
     write_manifest
     reload_dialplan
     report_install
+}
+
+# Before any change: every file this run may write, chmod or chown must be
+# one safe_file accepts; else the run stops here with one line.
+refuse_unsafe_install_targets() {
+    refuse_unsafe "$AGI_DIR/$SCRIPT" "$CONFIG" "$ASTETC/$DIALPLAN" "$(include_target)" "$MANIFEST"
+    case $BACKEND in
+        sqlite) refuse_unsafe "$ODBC_INI" "$(sqlite_db_of "$WANT_DSN")" ;;
+        postgresql) refuse_unsafe "$ODBCINST_INI" ;;
+    esac
 }
 
 require_install_prerequisites() {
@@ -471,18 +647,14 @@ install_venv() {
 
 # The AGI script, in the agi-bin Asterisk uses, its shebang on the venv's Python.
 install_agi_script() {
-    resolve_agi_dir
     if [ -d "$AGI_DIR" ]; then
         ok "agi-bin: $AGI_DIR (from $AGI_DIR_FROM)"
     else
         mkdir -p "$AGI_DIR"
         changed "agi-bin: created $AGI_DIR (from $AGI_DIR_FROM)"
     fi
-    local tmp
-    tmp=$(mktemp)
-    { echo "#!$VENV/bin/python3"; sed '1{/^#!/d}' "$SRC/agi/$SCRIPT"; } >"$tmp"
-    install_file "$tmp" "$AGI_DIR/$SCRIPT" 750 "root:$AST_USER" "script"
-    rm -f "$tmp"
+    { echo "#!$VENV/bin/python3"; sed '1{/^#!/d}' "$SRC/agi/$SCRIPT"; } >"$WORK/$SCRIPT"
+    install_file "$WORK/$SCRIPT" "$AGI_DIR/$SCRIPT" 750 "root:$AST_USER" "script"
 }
 
 # The config, written only when none exists; never readable by others.
@@ -491,21 +663,19 @@ install_config() {
     if [ -f "$CONFIG" ]; then
         ok "config: $CONFIG exists, kept as it is"
         if readable_by_others "$CONFIG"; then
-            chmod o-rwx "$CONFIG"
+            safe_file chmod "$CONFIG" "$(printf '%o' $(( 8#$(stat -c %a "$CONFIG") & ~8#007 )))"
             changed "config: $CONFIG was readable by others: now mode $(stat -c %a "$CONFIG")"
         fi
         return
     fi
-    local tmp
-    tmp=$(mktemp)
+    local new=$WORK/config
     if [ "$BACKEND" = sqlite ] && [ "$WANT_DSN" = "$DEFAULT_DSN" ]; then
-        cp "$SRC/agi/queue_mobile_toggle.conf.example" "$tmp"
+        cp "$SRC/agi/queue_mobile_toggle.conf.example" "$new"
     else
-        sed "s|^connection *=.*|connection = DSN=$WANT_DSN|" "$SRC/agi/queue_mobile_toggle.conf.example" >"$tmp"
+        sed "s|^connection *=.*|connection = DSN=$WANT_DSN|" "$SRC/agi/queue_mobile_toggle.conf.example" >"$new"
     fi
-    install -m 640 -o root -g "$AST_USER" "$tmp" "$CONFIG"
-    rm -f "$tmp"
-    M_CONFIG_SHA=$(sha_of "$CONFIG")
+    safe_file write "$CONFIG" 640 root "$AST_USER" <"$new"
+    M_CONFIG_SHA=$(sha_of "$new")
     changed "config: wrote $CONFIG (mode 640, root:$AST_USER; connection = DSN=$WANT_DSN)"
 }
 
@@ -537,16 +707,23 @@ install_allowlist() {
         odbcinst -q -d -n SQLite3 >/dev/null 2>&1 ||
             die "allowlist: ODBC driver SQLite3 is not registered (apt-get install libsqliteodbc)"
         local db
-        db=$(dsn_value "$cdsn" Database)
-        db=${db:-$SQLITE_DB}
+        db=$(sqlite_db_of "$cdsn")
         install_sqlite_allowlist "$db"
         install_sqlite_dsn "$cdsn" "$db"
     fi
 }
 
-sqlite_has_table() {  # sqlite_has_table DB TABLE
+sqlite_db_of() {  # sqlite_db_of DSN: the file its Database names, else the default
+    local db
+    db=$(dsn_value "$1" Database)
+    echo "${db:-$SQLITE_DB}"
+}
+
+# sqlite_has_table DB TABLE, read as the asterisk user (as the script reads
+# it): root opens no file by a name that user could redirect.
+sqlite_has_table() {
     [ -f "$1" ] || return 1
-    python3 -I - "$1" "$2" <<'PY'
+    as_asterisk python3 -I - "$1" "$2" 2>/dev/null <<'PY'
 import sqlite3, sys
 c = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
 sys.exit(0 if c.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (sys.argv[2],)).fetchone() else 1)
@@ -572,17 +749,27 @@ install_sqlite_allowlist() {
         install -d -m 750 -o root -g "$AST_USER" "$dir"
         changed "allowlist: created $dir (mode 750, root:$AST_USER)"
     fi
+    if [ -e "$db" ] && [ "$(mode_of "$db")" != "640 root:$AST_USER" ]; then
+        safe_file chmod "$db" 640 root "$AST_USER"
+        changed "allowlist: $db is mode 640, root:$AST_USER (the asterisk group reads it)"
+    fi
     if sqlite_has_table "$db" "$TABLE"; then
         ok "allowlist: $db has table $TABLE"
     else
-        create_sqlite_tables "$db" "$SRC/sql/sqlite.sql" || die "allowlist: could not create $db"
+        add_sqlite_tables "$db"
         changed "allowlist: created table $TABLE in $db from sql/sqlite.sql"
     fi
-    if [ "$(mode_of "$db")" != "640 root:$AST_USER" ]; then
-        chown "root:$AST_USER" "$db"; chmod 640 "$db"
-        changed "allowlist: $db is mode 640, root:$AST_USER (the asterisk group reads it)"
-    fi
     M_SQLITE_DB=$db
+}
+
+# add_sqlite_tables DB: sql/sqlite.sql applied to a copy of DB (or to a new
+# file) in root's scratch folder, which then replaces DB.
+add_sqlite_tables() {
+    local db=$1 copy=$WORK/allowlist.sqlite
+    rm -f "$copy"
+    if [ -e "$db" ]; then safe_file read "$db" >"$copy"; fi
+    create_sqlite_tables "$copy" "$SRC/sql/sqlite.sql" || die "allowlist: could not create table $TABLE for $db"
+    safe_file write "$db" 640 root "$AST_USER" <"$copy"
 }
 
 # install_sqlite_dsn NAME DB: the DSN in /etc/odbc.ini, added when missing.
@@ -592,9 +779,7 @@ install_sqlite_dsn() {
         ok "allowlist: DSN $name in $ODBC_INI"
         return
     fi
-    [ -f "$ODBC_INI" ] || install -m 644 /dev/null "$ODBC_INI"
-    end_last_line "$ODBC_INI"
-    cat >>"$ODBC_INI" <<EOF
+    safe_file append "$ODBC_INI" <<EOF
 [$name]
 Description = $DSN_DESCRIPTION
 Driver = SQLite3
@@ -616,23 +801,18 @@ install_dialplan() {
 
 # Sets INCLUDE_FILE: where the line is, or the file it is added to.
 install_include_line() {
-    local where
-    mapfile -t where < <(files_with_include)
-    if [ ${#where[@]} -gt 0 ]; then
-        INCLUDE_FILE=${where[0]}
+    INCLUDE_FILE=$(include_target)
+    if [ -n "$(files_with_include)" ]; then
         ok "include: $INCLUDE_FILE has '$INCLUDE_LINE'"
     else
-        INCLUDE_FILE=$(include_file)
-        end_last_line "$INCLUDE_FILE"
-        echo "$INCLUDE_LINE" >>"$INCLUDE_FILE"
+        safe_file append "$INCLUDE_FILE" <<<"$INCLUDE_LINE"
         changed "include: added '$INCLUDE_LINE' to $INCLUDE_FILE"
     fi
 }
 
 # What --uninstall removes; rewritten only when different.
 write_manifest() {
-    local tmp
-    tmp=$(mktemp)
+    local new=$WORK/manifest
     {
         echo "# queue-mobile-toggle install.sh manifest: what --uninstall removes"
         agi_dirs_used | sed 's/^/agi_dir=/'
@@ -641,11 +821,10 @@ write_manifest() {
         echo "sqlite_db=$M_SQLITE_DB"
         echo "config_sha256=$M_CONFIG_SHA"
         echo "backend=$BACKEND"
-    } >"$tmp"
-    if [ ! -f "$MANIFEST" ] || ! cmp -s "$tmp" "$MANIFEST"; then
-        install -m 0644 "$tmp" "$MANIFEST"
+    } >"$new"
+    if [ ! -f "$MANIFEST" ] || ! cmp -s "$new" "$MANIFEST"; then
+        safe_file write "$MANIFEST" 644 root root <"$new"
     fi
-    rm -f "$tmp"
 }
 
 # When Asterisk runs: reload the dialplan if it changed or our context is not loaded.
@@ -832,6 +1011,7 @@ do_uninstall() {
     installed_agi_dir
     local dsn db sha dirs dir
     mapfile -t dirs < <(agi_dirs_used)
+    refuse_unsafe_uninstall_targets
     dsn=$(manifest_get dsn_added) db=$(manifest_get sqlite_db) sha=$(manifest_get config_sha256)
     [ -f "$MANIFEST" ] || note "no $MANIFEST: removing what is found in the usual places"
     for dir in "${dirs[@]}"; do remove_agi_script "$dir"; done
@@ -843,6 +1023,13 @@ do_uninstall() {
     remove_venv              # and the manifest with it
     unload_dialplan
     report_uninstall
+}
+
+# Before any change: the files --uninstall may rewrite (see refuse_unsafe_install_targets).
+refuse_unsafe_uninstall_targets() {
+    local incs
+    mapfile -t incs < <(files_with_include)
+    refuse_unsafe "${incs[@]}" "$ODBC_INI"
 }
 
 remove_agi_script() {   # remove_agi_script DIR

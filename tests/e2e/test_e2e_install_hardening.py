@@ -3,6 +3,8 @@
 
 import shlex
 
+import pytest
+
 import e2elib as L
 
 CONF = "/etc/asterisk/queue_mobile_toggle.conf"
@@ -35,6 +37,108 @@ def installed(root, *args):
 
 def error_lines(p):
     return [line for line in p.stderr.splitlines() if line.strip()]
+
+
+# ------------------------------------------- item 2: planted links and owners
+def _root_only_sqlite(root):
+    root.sh("sqlite3 /root/secret.sqlite 'CREATE TABLE queue_mobile_agents (number TEXT); "
+            "CREATE TABLE secret (s TEXT)' && chmod 600 /root/secret.sqlite", check=True)
+    return "/root/secret.sqlite"
+
+
+def _link_as_asterisk(planted):
+    """The asterisk user (a compromised web GUI, say) puts a link at planted."""
+    return lambda root, target: root.sh(f"ln -s {target} {planted}", user="asterisk", check=True)
+
+
+def _named(path):
+    return lambda root: path
+
+
+# case: (planted path, what it leads to, how it is planted, what the one line says)
+PLANTED = {
+    "sqlite-link-to-root-only-db": (DB, _root_only_sqlite, _link_as_asterisk(DB), "symbolic link"),
+    "sqlite-link-to-etc-nologin": (DB, _named("/etc/nologin"), _link_as_asterisk(DB), "symbolic link"),
+    "config-link-to-etc-passwd": (CONF, _named("/etc/passwd"), _link_as_asterisk(CONF), "symbolic link"),
+    "custom-dialplan-link-to-etc-shadow": (CUSTOM, _named("/etc/shadow"), _link_as_asterisk(CUSTOM),
+                                           "symbolic link"),
+    # a kernel without fs.protected_hardlinks lets asterisk make this one
+    "config-hard-link-to-etc-passwd": (
+        CONF, _named("/etc/passwd"), lambda root, target: root.sh(f"ln {target} {CONF}", check=True),
+        "hard link"),
+    "custom-dialplan-owned-by-another-user": (
+        CUSTOM, _named(CUSTOM),
+        lambda root, target: root.sh(f"echo '; not ours' > {target} && chown nobody:nogroup {target}",
+                                     check=True), "belongs to nobody"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PLANTED))
+def test_planted_link_or_stranger_file_is_refused_and_target_untouched(throwaway_root, case):
+    root = throwaway_root
+    planted, make_target, plant, why = PLANTED[case]
+    target = make_target(root)
+    plant(root, target)
+    before = fingerprint(root, target)
+
+    p = root.install(*INSTALL)
+
+    assert fingerprint(root, target) == before
+    assert p.returncode == 1, p.stdout + p.stderr
+    errors = error_lines(p)
+    assert len(errors) == 1, p.stderr
+    assert errors[0].startswith("[ERROR]") and planted in errors[0] and why in errors[0], errors[0]
+    assert "[changed]" not in p.stdout, p.stdout          # refused before any change
+    assert not root.p(PREFIX).exists()
+
+
+def test_an_edited_file_is_replaced_whole_keeping_owner_and_mode(throwaway_root):
+    """FreePBX's extensions_custom.conf belongs to asterisk: the #include line
+    goes into a new file renamed over it, with the old owner and mode."""
+    root = throwaway_root
+    root.sh(f"printf '; custom\\n[from-internal-custom]' > {CUSTOM} && "
+            f"chown asterisk:asterisk {CUSTOM} && chmod 664 {CUSTOM}", check=True)
+    inode = root.p(CUSTOM).stat().st_ino
+
+    installed(root)
+
+    assert root.p(CUSTOM).read_text() == f"; custom\n[from-internal-custom]\n{INCLUDE}\n"
+    assert root.sh(f"stat -c '%a %U:%G %h' {CUSTOM}", check=True).stdout == "664 asterisk:asterisk 1\n"
+    assert root.p(CUSTOM).stat().st_ino != inode
+    assert root.sh("ls -A /etc/asterisk | grep -F .qmt- || true", check=True).stdout == ""
+
+
+def _without_ours(path, text):
+    """The file as it was before install.sh added its DSN section / #include line."""
+    if path == ODBC_INI:              # the chroot's odbc.ini was empty
+        assert text.startswith("[queue_mobile_toggle]\n") and text.count("[") == 1, text
+        return ""
+    assert text.count(INCLUDE + "\n") == 1, text
+    return text.replace(INCLUDE + "\n", "")
+
+
+@pytest.mark.parametrize("path", [ODBC_INI, EXTENSIONS])
+def test_failed_write_leaves_the_file_whole(throwaway_root, path):
+    """A write that fails half-way (here: at the file-size limit) leaves the
+    old file exactly as it was, and no temporary file behind."""
+    root = throwaway_root
+    installed(root)
+    f = root.p(path)
+    text = _without_ours(path, f.read_text())
+    text += "".join(f"; padding line {i:06d} {'.' * 80}\n" for i in range(12000))
+    f.write_text(text)
+    before = fingerprint(root, path)
+
+    # install.sh adds its section / line again: the new file would cross the limit
+    p = root.sh(f"cd {L.SRC_IN_ROOT} && prlimit --fsize={len(text.encode()) + 20} ./install.sh "
+                + " ".join(shlex.quote(a) for a in INSTALL))
+
+    assert fingerprint(root, path) == before
+    assert p.returncode == 1, p.stdout + p.stderr
+    folder = path.rsplit("/", 1)[0]
+    assert root.sh(f"ls -A {folder} | grep -F .qmt- || true", check=True).stdout == ""
+    errors = error_lines(p)
+    assert len(errors) == 1 and errors[0].startswith("[ERROR]") and path in errors[0], p.stderr
 
 
 # ---------------------------------- item 3: nothing imported from the cwd
