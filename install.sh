@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # queue-mobile-toggle installer for Asterisk / FreePBX on Debian.
-# Run `sudo ./install.sh --help`; docs/install.md has the details.
+# Run `./install.sh --help` as root; docs/install.md has the details.
 set -euo pipefail
 umask 022
 
@@ -25,13 +25,23 @@ AST_USER=asterisk
 REQUIREMENTS=$SRC/agi/requirements.txt     # the pinned run-time packages
 TABLE=queue_mobile_agents
 INCLUDE_LINE="#include $DIALPLAN"
+SHEBANG="#!$VENV/bin/python3 -I"              # -I: the package from the venv only
+QMT_LINK=/usr/local/sbin/qmt                   # the admin command, on root's PATH
+MANAGER_CONF=$ASTETC/manager.conf
+AMI_USER=qmt                                   # the manager account of `qmt`
+AMI_OWN_FILE=manager_queue_mobile_toggle.conf  # where manager.conf includes nothing we can use
+AMI_INCLUDE_LINE="#include $AMI_OWN_FILE"
+SWEEP_CRON=/etc/cron.d/queue-mobile-toggle
+SWEEP_UNITS=/etc/systemd/system/qmt-sweep      # .service and .timer
+SWEEP_COMMAND="$QMT_LINK sweep --apply"
 INCLUDE_RE="^[[:space:]]*#include[[:space:]]+\"?$DIALPLAN\"?[[:space:]]*\$"
 
 usage() {
     cat <<EOF
-Usage: sudo ./$PROG [options]            install or update (safe to run again)
-       sudo ./$PROG --check              check an installation, exit 1 on any failure
-       sudo ./$PROG --uninstall [--purge]  remove what was installed
+Usage: ./$PROG [options]            install or update (safe to run again)
+       ./$PROG --check              check an installation, exit 1 on any failure
+       ./$PROG --uninstall [--purge]  remove what was installed
+As root (a root shell needs no sudo; an admin who is not root runs: sudo ./$PROG ...).
 
 Options:
   --db sqlite|mariadb|postgresql  allowlist backend (default sqlite: a local
@@ -41,6 +51,8 @@ Options:
   --agi-dir DIR     install the AGI script there instead of Asterisk's agi-bin
   --wheelhouse DIR  install the Python packages offline from a folder of wheels
   --no-apt          do not install OS packages with apt-get
+  --enable-ami      turn Asterisk's manager interface on (127.0.0.1 only) when
+                    manager.conf has it off; qmt check/status/sweep need it
   --purge           with --uninstall: also delete the allowlist database and the config
   -h, --help        this text
 EOF
@@ -48,13 +60,14 @@ EOF
 
 die_usage() { echo "$PROG: $*" >&2; echo "Try '$PROG --help'." >&2; exit 2; }
 
-MODE=install DB="" DSN="" AGI_DIR_OPT="" WHEELHOUSE="" NO_APT=0 PURGE=0
+MODE=install DB="" DSN="" AGI_DIR_OPT="" WHEELHOUSE="" NO_APT=0 PURGE=0 ENABLE_AMI=0
 while [ $# -gt 0 ]; do
     case $1 in
         --check) MODE=check ;;
         --uninstall) MODE=uninstall ;;
         --purge) PURGE=1 ;;
         --no-apt) NO_APT=1 ;;
+        --enable-ami) ENABLE_AMI=1 ;;
         --db|--dsn|--agi-dir|--wheelhouse)
             if [ $# -lt 2 ] || [ -z "$2" ]; then die_usage "$1 needs a value"; fi
             case $1 in
@@ -78,8 +91,8 @@ case $DB in
     *) die_usage "--db must be sqlite, mariadb or postgresql, not '$DB'" ;;
 esac
 [ "$PURGE" = 0 ] || [ "$MODE" = uninstall ] || die_usage "--purge goes with --uninstall"
-if [ "$MODE" != install ] && { [ -n "$DB$DSN$WHEELHOUSE" ] || [ "$NO_APT" = 1 ]; }; then
-    die_usage "--db, --dsn, --wheelhouse and --no-apt go with an install, not --$MODE"
+if [ "$MODE" != install ] && { [ -n "$DB$DSN$WHEELHOUSE" ] || [ "$NO_APT$ENABLE_AMI" != 00 ]; }; then
+    die_usage "--db, --dsn, --wheelhouse, --no-apt and --enable-ami go with an install, not --$MODE"
 fi
 if [ -n "$DSN" ] && ! [[ $DSN =~ ^[A-Za-z0-9_.-]{1,64}$ ]]; then
     die_usage "--dsn: letters, digits and ._- only"
@@ -465,6 +478,15 @@ ini_with_value() {  # ini_with_value SECTION KEY VALUE: an existing KEY of [SECT
                 if (tolower(k) == tolower(key) && match($0, /=[[:space:]]*/)) $0 = substr($0, 1, RSTART + RLENGTH - 1) val }
         { print }'
 }
+ini_set() {  # ini_set SECTION KEY VALUE: KEY of [SECTION] set to VALUE, added at its end if missing
+    awk -v sec="$1" -v key="$2" -v val="$3" '
+        function add() { if (insec && !done) { print key " = " val; done = 1 } }
+        /^[[:space:]]*\[/ { add(); s = $0; gsub(/^[[:space:]]*\[|\][[:space:]]*$/, "", s); insec = (tolower(s) == tolower(sec)); print; next }
+        insec { k = $0; sub(/[[:space:]]*=.*/, "", k); gsub(/^[[:space:]]+/, "", k)
+                if (tolower(k) == tolower(key) && !done) { print key " = " val; done = 1; next } }
+        { print }
+        END { add() }'
+}
 without_include_line() { grep -vE "$INCLUDE_RE" || [ $? = 1 ]; }   # grep: 1 = no line left
 
 # rewrite_file FILE FILTER [ARG...]: FILE becomes FILTER's output on FILE,
@@ -556,20 +578,26 @@ do_install() {
     refuse_unsafe_install_targets
     quiet_psqlodbc_commlog
     install_venv
+    install_package
+    install_qmt_command
     install_agi_script
     install_config
     read_config_connection
     install_allowlist
     install_dialplan
+    install_ami_account
+    install_sweep_timer
     write_manifest
     reload_dialplan
+    reload_manager
     report_install
 }
 
 # Before any change: every file this run may write, chmod or chown must be
 # one safe_file accepts; else the run stops here with one line.
 refuse_unsafe_install_targets() {
-    refuse_unsafe "$AGI_DIR/$SCRIPT" "$CONFIG" "$ASTETC/$DIALPLAN" "$(include_target)" "$MANIFEST"
+    refuse_unsafe "$AGI_DIR/$SCRIPT" "$CONFIG" "$ASTETC/$DIALPLAN" "$(include_target)" "$MANIFEST" \
+        "$MANAGER_CONF" "$(ami_account_file)" "$SWEEP_CRON" "$SWEEP_UNITS.service" "$SWEEP_UNITS.timer"
     case $BACKEND in
         sqlite) refuse_unsafe "$ODBC_INI" "$(sqlite_db_of "$WANT_DSN")" ;;
         postgresql) refuse_unsafe "$ODBCINST_INI" ;;
@@ -645,6 +673,52 @@ install_venv() {
     changed "venv: created $VENV with ${PINS[*]}${WHEELHOUSE:+ (offline, from $WHEELHOUSE)}"
 }
 
+# The project's package (agi/qmt: the toggle and the `qmt` command) in the
+# venv, byte-compiled by pip; reinstalled when a source file differs. pip
+# builds it from a copy in root's scratch folder (setuptools comes from the
+# index, or from the wheelhouse offline), so the source tree stays as it is.
+install_package() {
+    if package_current; then
+        ok "package: qmt $(package_version) in $VENV"
+        return
+    fi
+    mkdir -p "$WORK/project/agi"
+    cp "$SRC/setup.cfg" "$SRC/pyproject.toml" "$WORK/project/"
+    cp -r "$SRC/agi/qmt" "$WORK/project/agi/"
+    local pipargs=(install --quiet --disable-pip-version-check --no-cache-dir --no-deps)
+    if [ -n "$WHEELHOUSE" ]; then pipargs+=(--no-index --find-links "$WHEELHOUSE"); fi
+    "$VENV/bin/python3" -I -m pip "${pipargs[@]}" "$WORK/project" >"$WORK/pip.log" 2>&1 ||
+        die "package: pip install of agi/qmt failed${WHEELHOUSE:+ from $WHEELHOUSE (it needs a setuptools wheel there)}: $(tail -n 3 "$WORK/pip.log" | tr '\n' ' ')"
+    package_current || die "package: $VENV does not have the qmt package after pip install"
+    changed "package: installed qmt $(package_version) in $VENV"
+}
+
+package_dir() { "$VENV/bin/python3" -I -c 'import os, qmt; print(os.path.dirname(qmt.__file__))' 2>/dev/null; }
+package_version() { "$VENV/bin/python3" -I -c 'import qmt; print(qmt.__version__)' 2>/dev/null; }
+
+# The venv's qmt package is this source tree's, and its command is there.
+package_current() {
+    local dir f
+    dir=$(package_dir) || return 1
+    [ -x "$VENV/bin/qmt" ] || return 1
+    for f in "$SRC"/agi/qmt/*.py; do
+        cmp -s "$f" "$dir/${f##*/}" || return 1
+    done
+}
+
+# `qmt` on root's PATH: a link to the venv's console script.
+install_qmt_command() {
+    if [ "$(readlink "$QMT_LINK" 2>/dev/null)" = "$VENV/bin/qmt" ]; then
+        ok "command: $QMT_LINK -> $VENV/bin/qmt"
+    elif [ -e "$QMT_LINK" ] || [ -L "$QMT_LINK" ]; then
+        note "command: $QMT_LINK exists and is not ours: left; run $VENV/bin/qmt"
+    else
+        mkdir -p "${QMT_LINK%/*}"
+        ln -s "$VENV/bin/qmt" "$QMT_LINK"
+        changed "command: $QMT_LINK -> $VENV/bin/qmt"
+    fi
+}
+
 # The AGI script, in the agi-bin Asterisk uses, its shebang on the venv's Python.
 install_agi_script() {
     if [ -d "$AGI_DIR" ]; then
@@ -653,7 +727,7 @@ install_agi_script() {
         mkdir -p "$AGI_DIR"
         changed "agi-bin: created $AGI_DIR (from $AGI_DIR_FROM)"
     fi
-    { echo "#!$VENV/bin/python3"; sed '1{/^#!/d}' "$SRC/agi/$SCRIPT"; } >"$WORK/$SCRIPT"
+    { echo "$SHEBANG"; sed '1{/^#!/d}' "$SRC/agi/$SCRIPT"; } >"$WORK/$SCRIPT"
     install_file "$WORK/$SCRIPT" "$AGI_DIR/$SCRIPT" 750 "root:$AST_USER" "script"
 }
 
@@ -810,6 +884,131 @@ install_include_line() {
     fi
 }
 
+# ---------------------------------------------------- the manager account
+# `qmt` reads queue members and removes them through AMI, as its own account
+# with only the rights that needs (agent), from 127.0.0.1 only. Its secret
+# lives in the config (mode 640). Where the account goes: Debian's
+# manager.conf reads manager.d/*.conf, FreePBX's reads manager_custom.conf;
+# anywhere else manager.conf gets one #include line for a file of ours.
+ami_account_file() {
+    if grep -qE '^[[:space:]]*#(try)?include[[:space:]]+"?manager\.d/\*\.conf"?' "$MANAGER_CONF" 2>/dev/null; then
+        echo "$ASTETC/manager.d/queue_mobile_toggle.conf"
+    elif grep -qE '^[[:space:]]*#(try)?include[[:space:]]+"?manager_custom\.conf"?' "$MANAGER_CONF" 2>/dev/null; then
+        echo "$ASTETC/manager_custom.conf"
+    else
+        echo "$ASTETC/$AMI_OWN_FILE"
+    fi
+}
+
+ami_section() {   # ami_section SECRET
+    printf '; queue-mobile-toggle: the account of the qmt command (install.sh)\n[%s]\nsecret = %s\n' "$AMI_USER" "$1"
+    printf 'deny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.1/255.255.255.255\nread = agent\nwrite = agent\n'
+}
+
+manager_enabled() { [[ $(ini_value "$MANAGER_CONF" general enabled) =~ ^([Yy]es|[Tt]rue|1|[Oo]n)$ ]]; }
+
+install_ami_account() {
+    if [ ! -f "$MANAGER_CONF" ]; then
+        note "ami: no $MANAGER_CONF; qmt check/status/sweep need Asterisk's manager interface"
+        return
+    fi
+    install_ami_secret_in_config
+    local file before=$CHANGES
+    file=$(ami_account_file)
+    if [ "$file" = "$ASTETC/manager_custom.conf" ] && [ -f "$file" ]; then
+        safe_file read "$file" | ini_without_section "$AMI_USER" >"$WORK/ami"
+    else
+        : >"$WORK/ami"
+    fi
+    ami_section "$(ini_value "$CONFIG" ami secret)" >>"$WORK/ami"
+    mkdir -p "${file%/*}"
+    install_file "$WORK/ami" "$file" 640 "root:$AST_USER" "ami"
+    M_AMI_FILE=$file
+    if [ "$file" = "$ASTETC/$AMI_OWN_FILE" ] && ! grep -qxF "$AMI_INCLUDE_LINE" "$MANAGER_CONF"; then
+        safe_file append "$MANAGER_CONF" <<<"$AMI_INCLUDE_LINE"
+        changed "ami: added '$AMI_INCLUDE_LINE' to $MANAGER_CONF"
+    fi
+    install_ami_enabled
+    AMI_CHANGED=$(( CHANGES > before ))
+}
+
+# The [ami] section of the config, added once with a new random secret.
+install_ami_secret_in_config() {
+    local port secret as_installed=0
+    port=$(ini_value "$MANAGER_CONF" general port)
+    if [ -n "$(ini_value "$CONFIG" ami secret)" ]; then
+        ok "ami: $CONFIG has the manager account's secret"
+        if [ "$(ini_value "$CONFIG" ami port)" != "${port:-5038}" ]; then
+            rewrite_file "$CONFIG" ini_set ami port "${port:-5038}"
+            changed "ami: port ${port:-5038} in $CONFIG, as in $MANAGER_CONF"
+        fi
+        return
+    fi
+    secret=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+    if [ "$(sha_of "$CONFIG")" = "$M_CONFIG_SHA" ]; then as_installed=1; fi
+    printf '\n[ami]\n; the manager account install.sh made for the qmt command\nhost = 127.0.0.1\nport = %s\nusername = %s\nsecret = %s\n' \
+        "${port:-5038}" "$AMI_USER" "$secret" | safe_file append "$CONFIG"
+    # a config never edited by the admin stays one that --uninstall may remove
+    if [ "$as_installed" = 1 ]; then M_CONFIG_SHA=$(sha_of "$CONFIG"); fi
+    changed "ami: added [ami] (account $AMI_USER, port ${port:-5038}) to $CONFIG"
+}
+
+install_ami_enabled() {
+    if manager_enabled; then
+        ok "ami: the manager interface is on in $MANAGER_CONF"
+    elif [ "$ENABLE_AMI" = 1 ]; then
+        rewrite_file "$MANAGER_CONF" ini_set general enabled yes
+        [ -n "$(ini_value "$MANAGER_CONF" general bindaddr)" ] ||
+            rewrite_file "$MANAGER_CONF" ini_set general bindaddr 127.0.0.1
+        changed "ami: turned the manager interface on in $MANAGER_CONF (--enable-ami)"
+    else
+        note "ami: the manager interface is off in $MANAGER_CONF: qmt check/status/sweep cannot work; run $PROG --enable-ami to turn it on (127.0.0.1 only)"
+    fi
+}
+
+# When Asterisk runs and the account changed: reload the manager.
+reload_manager() {
+    [ "${AMI_CHANGED:-0}" = 1 ] || return 0
+    if asterisk_running; then
+        ast_cli 'manager reload' >/dev/null
+        changed "asterisk: manager reloaded (account $AMI_USER)"
+    fi
+}
+
+# ------------------------------------------------------------ the sweep
+# qmt sweep --apply every 5 minutes as the asterisk user: a systemd timer
+# where systemd runs, else a cron file.
+install_sweep_timer() {
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+        install_sweep_units
+        return
+    fi
+    printf '%s\n' "# queue-mobile-toggle (install.sh): remove mobile queue members whose permission is gone" \
+        "SHELL=/bin/sh" "PATH=/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin" \
+        "*/5 * * * * $AST_USER $SWEEP_COMMAND >/dev/null" >"$WORK/cron"
+    mkdir -p "${SWEEP_CRON%/*}"
+    install_file "$WORK/cron" "$SWEEP_CRON" 644 root:root "sweep"
+    M_SWEEP=$SWEEP_CRON
+    command -v cron >/dev/null 2>&1 || [ -x /usr/sbin/cron ] ||
+        note "sweep: cron is not installed, so $SWEEP_CRON does not run (apt-get install cron)"
+}
+
+install_sweep_units() {
+    printf '%s\n' "[Unit]" "Description=queue-mobile-toggle: remove mobile queue members whose permission is gone" \
+        "After=asterisk.service" "" "[Service]" "Type=oneshot" "User=$AST_USER" "ExecStart=$SWEEP_COMMAND" \
+        >"$WORK/service"
+    printf '%s\n' "[Unit]" "Description=queue-mobile-toggle sweep every 5 minutes" "" "[Timer]" "OnBootSec=5min" \
+        "OnUnitActiveSec=5min" "" "[Install]" "WantedBy=timers.target" >"$WORK/timer"
+    install_file "$WORK/service" "$SWEEP_UNITS.service" 644 root:root "sweep"
+    install_file "$WORK/timer" "$SWEEP_UNITS.timer" 644 root:root "sweep"
+    M_SWEEP="$SWEEP_UNITS.timer"
+    if ! systemctl is-enabled --quiet qmt-sweep.timer 2>/dev/null || ! systemctl is-active --quiet qmt-sweep.timer; then
+        { systemctl daemon-reload && systemctl enable --now qmt-sweep.timer; } >/dev/null 2>&1 ||
+            die "sweep: systemctl enable --now qmt-sweep.timer failed"
+        changed "sweep: qmt-sweep.timer enabled"
+    fi
+}
+
 # What --uninstall removes; rewritten only when different.
 write_manifest() {
     local new=$WORK/manifest
@@ -821,6 +1020,8 @@ write_manifest() {
         echo "sqlite_db=$M_SQLITE_DB"
         echo "config_sha256=$M_CONFIG_SHA"
         echo "backend=$BACKEND"
+        echo "ami_file=${M_AMI_FILE:-}"
+        echo "sweep=${M_SWEEP:-}"
     } >"$new"
     if [ ! -f "$MANIFEST" ] || ! cmp -s "$new" "$MANIFEST"; then
         safe_file write "$MANIFEST" 644 root root <"$new"
@@ -852,7 +1053,7 @@ report_install() {
     if [ "$CHANGES" = 0 ]; then
         echo "queue-mobile-toggle: already installed, nothing changed."
     else
-        echo "queue-mobile-toggle: installed ($CHANGES changes). Add numbers to $TABLE; check with: sudo ./$PROG --check"
+        echo "queue-mobile-toggle: installed ($CHANGES changes). Add numbers to $TABLE; check with: ./$PROG --check"
     fi
 }
 
@@ -864,7 +1065,7 @@ do_check() {
     check_venv
     if check_config; then
         check_dsn
-        check_allowlist_reachable
+        check_with_doctor
     fi
     check_psqlodbc_commlog
     check_dialplan
@@ -880,14 +1081,14 @@ check_agi_script() {
         return
     fi
     shebang=$(head -n 1 "$script")
-    if [ "$shebang" != "#!$VENV/bin/python3" ]; then
-        fail "script: $script starts with '$shebang', not #!$VENV/bin/python3"
+    if [ "$shebang" != "$SHEBANG" ]; then
+        fail "script: $script starts with '$shebang', not $SHEBANG"
     elif ! as_asterisk test -x "$script"; then
         fail "script: $AST_USER cannot run $script ($(mode_of "$script"))"
     elif as_asterisk test -w "$script"; then
         fail "script: $AST_USER can change $script ($(mode_of "$script")); want 750 root:$AST_USER"
-    elif ! as_asterisk "$VENV/bin/python3" -I -c 'import sys; compile(open(sys.argv[1], encoding="utf-8").read(), sys.argv[1], "exec"); import asterisk.agi, pyodbc' "$script" 2>/dev/null; then
-        fail "script: $VENV/bin/python3 cannot compile it or import asterisk.agi/pyodbc as $AST_USER"
+    elif ! as_asterisk "$VENV/bin/python3" -I -c 'import sys; compile(open(sys.argv[1], encoding="utf-8").read(), sys.argv[1], "exec"); import asterisk.agi, pyodbc, qmt.toggle' "$script" 2>/dev/null; then
+        fail "script: $VENV/bin/python3 cannot compile it or import asterisk.agi/pyodbc/qmt as $AST_USER"
     else
         pass "script: $script runs under $VENV/bin/python3 ($(mode_of "$script"))"
     fi
@@ -929,41 +1130,19 @@ check_dsn() {
     fi
 }
 
-# Prints "N rows, M enabled (DBMS)", or why not (and fails): the allowlist
-# table read the way the script reads it, as the asterisk user.
-count_allowlist_as_asterisk() {
-    QMT_CONFIG=$CONFIG as_asterisk timeout 20 "$VENV/bin/python3" -I - "$CONFIG" "$TABLE" 2>&1 <<'PY'
-import configparser, sys
-p = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";", "#"))
-with open(sys.argv[1], encoding="utf-8") as f:
-    p.read_file(f)
-conn = p.get("database", "connection", fallback="DSN=queue_mobile_toggle").strip()
-timeout = max(1, int(float(p.get("database", "timeout", fallback="3"))))
-import pyodbc
-try:
-    c = pyodbc.connect(conn, timeout=timeout, autocommit=True)
-except pyodbc.Error as e:
-    print("cannot connect: %s" % " ".join(str(a) for a in e.args)[:300]); sys.exit(2)
-try:
-    c.timeout = timeout          # query timeout; psqlODBC refuses the attribute
-except pyodbc.Error:
-    pass
-try:
-    total, live = c.cursor().execute(
-        "SELECT COUNT(*), SUM(CASE WHEN enabled = 1 THEN 1 ELSE 0 END) FROM %s" % sys.argv[2]).fetchone()
-except pyodbc.Error as e:
-    print("table %s: %s" % (sys.argv[2], " ".join(str(a) for a in e.args)[:300])); sys.exit(3)
-print("%d rows, %d enabled (%s)" % (total, live or 0, c.getinfo(pyodbc.SQL_DBMS_NAME)))
-PY
-}
-
-check_allowlist_reachable() {
-    local out
-    if out=$(count_allowlist_as_asterisk); then
-        pass "database: table $TABLE reachable as $AST_USER: $out"
-    else
-        fail "database: ${out:-no answer within 20 s} (connection = $(masked_connection "$CONN"))"
-    fi
+# qmt doctor, as the asterisk user: the config, the allowlist table read with
+# the script's own code, the manager account, the sweep timer. Its lines are
+# ours ([PASS]/[FAIL]); a failure to run it at all is one more.
+check_with_doctor() {
+    local out line
+    out=$(QMT_CONFIG=$CONFIG as_asterisk timeout 30 "$VENV/bin/qmt" doctor 2>&1) || true   # its FAIL lines say why
+    while IFS= read -r line; do
+        case $line in
+            "[PASS]"*) echo "$line" ;;
+            "[FAIL]"*) echo "$line"; FAILS=$((FAILS + 1)) ;;
+            ?*) fail "doctor: $line" ;;
+        esac
+    done <<<"$out"
 }
 
 # PostgreSQL backend only: the driver must not log every call to /tmp.
@@ -1015,6 +1194,9 @@ do_uninstall() {
     dsn=$(manifest_get dsn_added) db=$(manifest_get sqlite_db) sha=$(manifest_get config_sha256)
     [ -f "$MANIFEST" ] || note "no $MANIFEST: removing what is found in the usual places"
     for dir in "${dirs[@]}"; do remove_agi_script "$dir"; done
+    remove_sweep_timer
+    remove_ami_account "$(manifest_get ami_file)"
+    remove_qmt_command
     remove_include_lines
     remove_dialplan_file
     remove_sqlite_dsn "$dsn"
@@ -1029,12 +1211,49 @@ do_uninstall() {
 refuse_unsafe_uninstall_targets() {
     local incs
     mapfile -t incs < <(files_with_include)
-    refuse_unsafe "${incs[@]}" "$ODBC_INI"
+    refuse_unsafe "${incs[@]}" "$ODBC_INI" "$MANAGER_CONF" "$(manifest_get ami_file)"
+}
+
+remove_sweep_timer() {
+    if [ -f "$SWEEP_UNITS.timer" ]; then
+        systemctl disable --now qmt-sweep.timer >/dev/null 2>&1 || true
+        rm -f "$SWEEP_UNITS.timer" "$SWEEP_UNITS.service"
+        systemctl daemon-reload >/dev/null 2>&1 || true
+        changed "sweep: removed qmt-sweep.timer"
+    fi
+    if [ -f "$SWEEP_CRON" ]; then rm -f "$SWEEP_CRON"; changed "sweep: removed $SWEEP_CRON"; fi
+}
+
+# remove_ami_account FILE: our section (FreePBX's shared file) or our file,
+# and the #include line install.sh added for it.
+remove_ami_account() {
+    local file=$1
+    if [ -n "$file" ] && [ -f "$file" ]; then
+        if [ "$file" = "$ASTETC/manager_custom.conf" ]; then
+            rewrite_file "$file" ini_without_section "$AMI_USER"
+        else
+            rm -f "$file"
+        fi
+        changed "ami: removed the account $AMI_USER ($file)"
+        AMI_CHANGED=1
+    fi
+    if [ -f "$MANAGER_CONF" ] && grep -qxF "$AMI_INCLUDE_LINE" "$MANAGER_CONF"; then
+        rewrite_file "$MANAGER_CONF" grep -vxF "$AMI_INCLUDE_LINE"
+        changed "ami: removed '$AMI_INCLUDE_LINE' from $MANAGER_CONF"
+    fi
+    reload_manager
+}
+
+remove_qmt_command() {
+    if [ "$(readlink "$QMT_LINK" 2>/dev/null)" = "$VENV/bin/qmt" ]; then
+        rm -f "$QMT_LINK"; changed "command: removed $QMT_LINK"
+    fi
 }
 
 remove_agi_script() {   # remove_agi_script DIR
     local script=$1/$SCRIPT
-    if [ -f "$script" ] && [ "$(head -n 1 "$script")" = "#!$VENV/bin/python3" ]; then
+    # ours: this version's shebang, or an older one's without -I
+    if [ -f "$script" ] && [[ $(head -n 1 "$script") == "#!$VENV/bin/python3"?(" -I") ]]; then
         rm -f "$script"; changed "script: removed $script"
     elif [ -f "$script" ]; then
         note "script: $script was not installed by $PROG (other shebang): left"

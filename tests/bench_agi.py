@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
 """Benchmark: one whole AGI run (process start to exit) through the fake
-Asterisk, against a real SQLite3 ODBC allowlist of 10 and of 1,000,000 rows.
+Asterisk, against a real SQLite3 ODBC allowlist of 10 and of 1,000,000 rows,
+for both destinations: the one-queue toggle (AGI(...,8008), the recipe's
+own case) and the all-queues toggle.
 
-Both go through GNU time (package `time`) for the peak RSS. Beside it, in the same run and interleaved with it, a baseline process that
-only does `import pyodbc, asterisk.agi`: the figures that matter are the
-ratios, since this machine is shared and noisy. Prints median, p95 and peak
-RSS; targets: median <= 1.3 x baseline at both sizes, peak RSS <= 30 MB.
+Both go through GNU time (package `time`) for the peak RSS. Beside it, in
+the same run and interleaved with it, a baseline process that only does
+`import pyodbc, asterisk.agi`: the figures that matter are the ratios, since
+this machine is shared and noisy. The package is imported from its
+byte-compiled files (__pycache__, written by the warm-up run), as from an
+installed venv. Prints median, p95 and peak RSS; targets: median <= 1.15 x
+baseline in every cell, peak RSS <= 30 MB.
 
     python3 tests/bench_agi.py [--runs 40]
 
@@ -30,7 +35,7 @@ from conftest import REPO, OdbcHome, split_sql, write_config  # noqa: E402
 from fake_asterisk import FakeAsterisk  # noqa: E402
 
 NUMBER = "79112223344"
-TARGET_RATIO, TARGET_RSS_MB = 1.3, 30
+TARGET_RATIO, TARGET_RSS_MB = 1.15, 30
 GNU_TIME = "/usr/bin/time"
 
 
@@ -77,9 +82,9 @@ def baseline_run(env, rss):
     return elapsed, rss.read_kb()
 
 
-def toggle_run(env, asterisk, rss):
-    run = asterisk.run(NUMBER, env=env, wrapper=rss.wrapper)
-    if run.exit_code != 0 or run.state != "LOGGEDOUT" or run.queues != ["8008", "8010"]:
+def toggle_run(env, asterisk, rss, queue):
+    run = asterisk.run(NUMBER, arg=queue, env=env, wrapper=rss.wrapper)
+    if run.exit_code != 0 or run.state != "LOGGEDOUT" or run.queues != ([queue] if queue else ["8008", "8010"]):
         raise SystemExit("toggle run failed: exit %s state %s %s" % (run.exit_code, run.state, run.stderr))
     return run.elapsed, rss.read_kb()
 
@@ -89,9 +94,10 @@ def p95(values):
     return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
 
 
-def measure(rows, runs, folder):
+def measure(rows, runs, folder, queue):
     db_path = os.path.join(folder, "allowlist-%d.sqlite" % rows)
-    build_allowlist(db_path, rows)
+    if not os.path.exists(db_path):
+        build_allowlist(db_path, rows)
     odbc = OdbcHome(os.path.join(folder, "odbc-%d" % rows))
     odbc.add_dsn("qmt_bench", Driver="SQLite3", Database=db_path, NoCreat=1, Timeout=1000)
     config = write_config(os.path.join(folder, "qmt-%d.conf" % rows), "DSN=qmt_bench",
@@ -99,26 +105,28 @@ def measure(rows, runs, folder):
     env = dict(os.environ, QMT_CONFIG=config, **odbc.env)
     asterisk = FakeAsterisk({"8008": [], "8010": []})
     rss = PeakRss(folder)
-    toggle_run(env, asterisk, rss), baseline_run(env, rss)  # warm the page cache
+    toggle_run(env, asterisk, rss, queue), baseline_run(env, rss)  # warm the page cache
     base, script = [], []
     for _ in range(runs):  # interleaved, so that noise hits both alike
         base.append(baseline_run(env, rss))
-        script.append(toggle_run(env, asterisk, rss))
+        script.append(toggle_run(env, asterisk, rss, queue))
     return base, script
 
 
-def report(rows, base, script):
+def report(rows, destination, base, script):
     base_t, script_t = [t for t, _ in base], [t for t, _ in script]
     ratio = statistics.median(script_t) / statistics.median(base_t)
     rss_mb = max(rss for _, rss in script) / 1024.0
-    print("%-9s %-22s %9s %9s %12s" % ("rows", "process", "median ms", "p95 ms", "peak RSS MB"))
-    print("%-9d %-22s %9.1f %9.1f %12.1f" % (rows, "baseline (imports)", 1000 * statistics.median(base_t),
-                                             1000 * p95(base_t), max(r for _, r in base) / 1024.0))
-    print("%-9d %-22s %9.1f %9.1f %12.1f" % (rows, "toggle (whole AGI run)",
-                                             1000 * statistics.median(script_t), 1000 * p95(script_t),
-                                             rss_mb))
+    print("%-9s %-11s %-22s %9s %9s %12s" % ("rows", "destination", "process", "median ms", "p95 ms",
+                                             "peak RSS MB"))
+    print("%-9d %-11s %-22s %9.1f %9.1f %12.1f" % (
+        rows, destination, "baseline (imports)", 1000 * statistics.median(base_t), 1000 * p95(base_t),
+        max(r for _, r in base) / 1024.0))
+    print("%-9d %-11s %-22s %9.1f %9.1f %12.1f" % (
+        rows, destination, "toggle (whole AGI run)", 1000 * statistics.median(script_t),
+        1000 * p95(script_t), rss_mb))
     verdict = "within" if ratio <= TARGET_RATIO and rss_mb <= TARGET_RSS_MB else "OUTSIDE"
-    print("ratio median toggle/baseline = %.2f (target <= %.1f); peak RSS %.1f MB (target <= %d): %s target"
+    print("ratio median toggle/baseline = %.2f (target <= %.2f); peak RSS %.1f MB (target <= %d): %s target"
           % (ratio, TARGET_RATIO, rss_mb, TARGET_RSS_MB, verdict))
     print()
 
@@ -133,8 +141,9 @@ def main():
     print("python %s, %d runs per size, interleaved with the baseline" % (sys.version.split()[0], args.runs))
     with tempfile.TemporaryDirectory(prefix="qmt-bench-") as folder:
         for rows in (int(size) for size in args.sizes.split(",")):
-            base, script = measure(rows, args.runs, folder)
-            report(rows, base, script)
+            for destination, queue in (("one queue", "8008"), ("all queues", None)):
+                base, script = measure(rows, args.runs, folder, queue)
+                report(rows, destination, base, script)
 
 
 if __name__ == "__main__":

@@ -72,9 +72,9 @@ def test_login_then_logout_all_queues(backend_toggle):
     assert (run.state, run.get("QMT_REASON")) == ("LOGGEDOUT", "permitted")
     got = {run.get("QMT_QUEUE_%d" % i): (run.get("QMT_PENALTY_%d" % i), run.get("QMT_NAME_%d" % i))
            for i in range(1, int(run.get("QMT_COUNT")) + 1)}
-    # Unicode survives each driver; a name with unsafe characters falls
-    # back to the number, as does a NULL one.
-    assert got == {"8008": ("1", "Иван Петров"), "8010": ("5", NUMBER), "8012": ("250000", NUMBER)}
+    # Unicode survives each driver; a name keeps only its safe characters,
+    # and a NULL one is the number.
+    assert got == {"8008": ("1", "Иван Петров"), "8010": ("5", "Bob Hangup"), "8012": ("250000", NUMBER)}
     toggle.act_as_dialplan(run)
     assert all(toggle.member(queue, NUMBER) for queue in ("8008", "8010", "8012"))
     again = call(toggle, callerid="8" + NUMBER[1:])

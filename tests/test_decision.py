@@ -6,10 +6,12 @@ import datetime
 
 import pytest
 
-import queue_mobile_toggle as qmt
-from queue_mobile_toggle import (DENIED, ERROR, LOGGEDIN, LOGGEDOUT, ConfigError, Decision, Grant,
-                                 LookupFailed, Settings, answer_variables, decide_all_queues,
-                                 decide_one_queue, judge_row, safe_member_name)
+from qmt.allowlist import odbc_reason
+from qmt.config import ConfigError, Settings, load_settings
+from qmt.log import decision_line
+from qmt.rules import (ACTIVE, DENIED, ERROR, LOGGEDIN, LOGGEDOUT, Decision, Grant, LookupFailure,
+                       answer_variables, candidate_queues, decide_all_queues, decide_one_queue, judge_row,
+                       safe_member_name, without_passwords)
 
 NOW = datetime.datetime(2026, 11, 27, 12, 0, 0)
 NUMBER = "79112223344"
@@ -74,12 +76,14 @@ def test_a_row_with_a_bad_queue_name_is_dropped(queue):
     ("Ivan Petrov", "Ivan Petrov"),
     ("Иван Петров", "Иван Петров"),          # Cyrillic letters are fine
     ("  Anna  ", "Anna"),
-    ("O'Brien", NUMBER),                     # quote: could break an argument
-    ("Smith, John", NUMBER),                 # comma splits AddQueueMember's arguments
-    ("a)b", NUMBER), ("${SHELL(id)}", NUMBER), ('x"y', NUMBER), ("tab\there", NUMBER),
-    ("", NUMBER), (None, NUMBER), ("x" * 65, NUMBER), ("٣", NUMBER),
+    ("O'Brien", "OBrien"),                   # quote: could break an argument
+    ("Smith, John", "Smith John"),           # comma splits AddQueueMember's arguments
+    ('Иванов, Пётр "Q"', "Иванов Пётр Q"),
+    ("a)b", "ab"), ("${SHELL(id)}", "SHELLid"), ('x"y', "xy"), ("tab\there", "tab here"),
+    ("x" * 65, "x" * 64),
+    ("", NUMBER), (None, NUMBER), ("٣", NUMBER), (",;|()\"'", NUMBER),   # nothing left: the number
 ])
-def test_member_names_keep_only_safe_characters(name, expected):
+def test_member_names_keep_their_safe_characters(name, expected):
     assert safe_member_name(name, NUMBER) == expected
 
 
@@ -96,7 +100,7 @@ def test_one_queue_member_logs_out_without_reading_the_allowlist():
 
 def test_one_queue_permitted_caller_logs_in_with_penalty_and_name():
     decision = decide_one_queue(NUMBER, "8008", True, False,
-                                lambda: grants(row("8010", 1), row("8008", 4, "Ivan")))
+                                lambda: (grants(row("8010", 1), row("8008", 4, "Ivan")), None))
     assert decision.state == LOGGEDOUT and decision.reason == "permitted"
     assert [(g.queue, g.penalty, g.member_name) for g in decision.grants] == [("8008", 4, "Ivan")]
 
@@ -104,7 +108,7 @@ def test_one_queue_permitted_caller_logs_in_with_penalty_and_name():
 @pytest.mark.parametrize("rows", [[], [row("8010")], [row("8008", enabled=0)],
                                   [row("8008", valid_until="2026-01-01 00:00:00")]])
 def test_one_queue_caller_without_a_live_row_is_denied(rows):
-    decision = decide_one_queue(NUMBER, "8008", True, False, lambda: grants(*rows))
+    decision = decide_one_queue(NUMBER, "8008", True, False, lambda: (grants(*rows), None))
     assert (decision.state, decision.reason) == (DENIED, "not_permitted")
 
 
@@ -114,14 +118,13 @@ def test_one_queue_that_does_not_exist_is_an_error():
 
 
 def test_one_queue_lookup_failure_is_an_error_naming_the_cause():
-    def broken():
-        raise LookupFailed("db_unreachable", "connection refused")
-    decision = decide_one_queue(NUMBER, "8008", True, False, broken)
+    decision = decide_one_queue(NUMBER, "8008", True, False,
+                                lambda: (None, LookupFailure("db_unreachable", "connection refused")))
     assert (decision.state, decision.reason) == (ERROR, "db_unreachable")
 
 
 def test_one_queue_malformed_row_is_an_error_not_a_silent_refusal():
-    decision = decide_one_queue(NUMBER, "8008", True, False, lambda: grants(row(penalty=-3)))
+    decision = decide_one_queue(NUMBER, "8008", True, False, lambda: (grants(row(penalty=-3)), None))
     assert (decision.state, decision.reason) == (ERROR, "bad_row")
 
 
@@ -146,13 +149,13 @@ def test_all_queues_revoked_member_still_leaves():
 
 
 def test_all_queues_member_leaves_even_when_the_lookup_failed():
-    failure = LookupFailed("db_timeout", "slow")
+    failure = LookupFailure("db_timeout", "slow")
     decision = decide_all_queues(NUMBER, None, failure, {"8008"}, ["8008"])
     assert (decision.state, decision.queues) == (LOGGEDIN, ["8008"])
 
 
 def test_all_queues_lookup_failure_without_membership_is_an_error():
-    decision = decide_all_queues(NUMBER, None, LookupFailed("db_auth_failed", "x"), {"8008"}, [])
+    decision = decide_all_queues(NUMBER, None, LookupFailure("db_auth_failed", "x"), {"8008"}, [])
     assert (decision.state, decision.reason) == (ERROR, "db_auth_failed")
 
 
@@ -186,9 +189,9 @@ def test_all_queues_untrustworthy_member_list_blocks_a_login_but_not_a_logout():
 
 
 def test_candidate_queues_cover_every_row_and_the_managed_list_once():
-    assert qmt.candidate_queues(grants(row("8008", enabled=0), row("8010")), ["8010", "9000"]) == \
+    assert candidate_queues(grants(row("8008", enabled=0), row("8010")), ["8010", "9000"]) == \
         ["8008", "8010", "9000"]
-    assert qmt.candidate_queues(None, ["9000"]) == ["9000"]
+    assert candidate_queues(None, ["9000"]) == ["9000"]
 
 
 # -- settings ----------------------------------------------------------------
@@ -225,15 +228,15 @@ def test_bad_settings_are_refused(section, key, value):
 
 def test_missing_config_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
-        qmt.load_settings(str(tmp_path / "nope.conf"))
+        load_settings(str(tmp_path / "nope.conf"))
 
 
 # -- the answer to the dialplan --------------------------------------------------
 
 def test_login_answer_lists_each_queue_and_sets_queuestat_last():
-    decision = Decision(LOGGEDOUT, "permitted", [Grant("8008", 2, "Ivan", True),
-                                                 Grant("8010", 0, NUMBER, True)])
-    pairs = answer_variables(NUMBER, decision, settings())
+    decision = Decision(LOGGEDOUT, "permitted", [Grant("8008", 2, "Ivan", ACTIVE),
+                                                 Grant("8010", 0, NUMBER, ACTIVE)])
+    pairs = answer_variables(NUMBER, decision, settings().interface_for(NUMBER))
     values = dict(pairs)
     assert pairs[-1] == ("QUEUESTAT", LOGGEDOUT)
     assert values["QMT_INTERFACE"] == "Local/79112223344@outbound-allroutes/n"
@@ -244,7 +247,7 @@ def test_login_answer_lists_each_queue_and_sets_queuestat_last():
 
 @pytest.mark.parametrize("state", [DENIED, ERROR])
 def test_refusals_and_errors_carry_no_interface_and_no_queue(state):
-    values = dict(answer_variables(None, Decision(state, "x"), settings()))
+    values = dict(answer_variables(None, Decision(state, "x"), ""))
     assert "QMT_INTERFACE" not in values and "QMT_COUNT" not in values
     assert values["QUEUESTAT"] == state and values["QUEUEUSER"] == ""
     assert values["QAGENT_UNAUTHORIZED"] == ("1" if state == DENIED else "0")
@@ -275,7 +278,7 @@ def test_refusals_and_errors_carry_no_interface_and_no_queue(state):
     ("HY000", "[ma-3.1.15]Can't connect to server on '127.0.0.1' (111)", "db_unreachable"),
 ])
 def test_odbc_errors_map_to_distinct_reasons(sqlstate, message, reason):
-    assert qmt.odbc_reason(Exception(sqlstate, message)) == reason
+    assert odbc_reason(Exception(sqlstate, message)) == reason
 
 
 # -- nothing secret in a log line ----------------------------------------------
@@ -285,9 +288,12 @@ def test_odbc_errors_map_to_distinct_reasons(sqlstate, message, reason):
     ("Driver=MariaDB Unicode;Password=hunter2;Server=db", "hunter2"),
     ("driver=x;pwd = hunter2", "hunter2"),
     ("DSN=x;PASSWORD={hun;ter2};UID=a", "hun;ter2"),
+    ("DSN=x;Pwd={se}}cret};UID=a", "cret"),
+    ("DSN=x;TLSKEYPWD=hunter2", "hunter2"),
+    ("DSN=x;pwd={unclosed;UID=hunter2", "hunter2"),
 ])
 def test_passwords_are_masked_in_any_spelling(text, secret):
-    masked = qmt.without_passwords(text)
+    masked = without_passwords(text)
     assert secret not in masked and "***" in masked
     assert masked.split("***")[0].lower().rstrip(" =").endswith(("pwd", "password"))
 
@@ -295,5 +301,46 @@ def test_passwords_are_masked_in_any_spelling(text, secret):
 def test_the_decision_line_masks_a_password_in_its_detail():
     class Channel:
         caller_number, name, uniqueid = "79112223344", "PJSIP/trunk-1", "1.1"
-    line = qmt.decision_line(NUMBER, Channel(), Decision(ERROR, "db_error", detail="cannot use PWD=hunter2"))
+    line = decision_line(NUMBER, Channel(), Decision(ERROR, "db_error", detail="cannot use PWD=hunter2"))
     assert "hunter2" not in line and "detail=cannot use PWD=***" in line
+
+
+# -- members already in queues: qmt status and sweep ---------------------------------
+
+TEMPLATE = "Local/{number}@outbound-allroutes/n"
+
+
+@pytest.mark.parametrize("interface, number", [
+    ("Local/79112223344@outbound-allroutes/n", NUMBER),
+    ("local/79112223344@OUTBOUND-allroutes/n", NUMBER),       # Asterisk compares any case
+    ("Local/79112223344@outbound-allroutes", None),            # another template
+    ("PJSIP/101", None), ("Local/12@outbound-allroutes/n", None),
+    ("Local/7911x223344@outbound-allroutes/n", None), ("", None), (None, None),
+])
+def test_only_interfaces_made_from_the_template_are_ours(interface, number):
+    from qmt.rules import number_in_interface
+    assert number_in_interface(TEMPLATE, interface) == number
+
+
+@pytest.mark.parametrize("rows, expected", [
+    ([row("8008")], "permitted"),
+    ([row("8008", enabled=0)], "revoked"),
+    ([row("8008", valid_until="2026-01-01 00:00:00")], "expired"),
+    ([row("8008", valid_from="2027-01-01 00:00:00")], "expired"),
+    ([row("8010")], "not_in_table"),
+    ([], "not_in_table"),
+    ([row("8008", penalty=-1)], "bad_row"),
+])
+def test_a_members_standing_comes_from_its_rows_for_that_queue(rows, expected):
+    from qmt.rules import standing
+    assert standing(grants(*rows), "8008") == expected
+
+
+@pytest.mark.parametrize("standing_, in_call, verdict", [
+    ("permitted", False, "keep"), ("bad_row", False, "keep"), ("unreadable", False, "keep"),
+    ("revoked", False, "remove"), ("expired", False, "remove"), ("not_in_table", False, "remove"),
+    ("revoked", True, "wait"), ("permitted", True, "keep"),
+])
+def test_sweep_removes_only_members_whose_permission_is_gone_and_not_on_a_call(standing_, in_call, verdict):
+    from qmt.rules import sweep_verdict
+    assert sweep_verdict(standing_, in_call) == verdict

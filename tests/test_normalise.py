@@ -2,7 +2,7 @@
 
 import pytest
 
-from queue_mobile_toggle import normalise_number
+from qmt.rules import normalise_number
 
 SAME_NUMBER = ["+79112223344", "79112223344", "89112223344", "9112223344"]
 

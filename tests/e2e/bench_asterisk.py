@@ -163,44 +163,36 @@ def main():
         print("bench_asterisk: cannot run: " + why, file=sys.stderr)
         return 2
     try:
-        base = L.ensure_chroot()
-        pyver = L.chroot_python_version(base)
+        with L.installed_pbx("bench") as (root, ast, pyver):
+            return run_scenarios(args, root, ast, pyver)
     except L.SetupError as e:
         print("bench_asterisk: " + str(e), file=sys.stderr)
         return 2
-    with L.Root(base, tag="bench") as root:
-        ast = L.Asterisk(root)
-        try:
-            ast.start()
-            root.copy_repo()
-            L.fill_wheelhouse(root.p(L.WHEELS_IN_ROOT), pyver)
-            p = root.install("--wheelhouse", L.WHEELS_IN_ROOT)
-            if p.returncode != 0:
-                print("install.sh failed:\n" + p.stdout + p.stderr, file=sys.stderr)
-                return 2
-            numbers = [f"7912{i:07d}" for i in range(args.rows)]
-            with sqlite3.connect(root.p(DB)) as c:
-                c.executemany("INSERT INTO queue_mobile_agents (number, queue, penalty) VALUES (?, ?, ?)",
-                              [(n, q, i % 5) for i, n in enumerate(numbers) for q in ("8008", "8010")])
-            root.write(f"{L.AGI_DIR}/{L.BENCH_FLOOR_SCRIPT}",
-                       "#!/opt/queue-mobile-toggle/venv/bin/python3\n" + FLOOR_SOURCE, mode=0o755)
 
-            bench = Bench(root, ast, numbers[: min(len(numbers), 200)])
-            bench.one_at_a_time(5)                                       # warm-up, not counted
-            results = []
-            results.append(summary("floor: empty Python AGI, 1 at a time",
-                                   bench.one_at_a_time(min(args.sequential, 30), "qmt-bench-floor")))
-            results.append(summary("one caller at a time", bench.one_at_a_time(args.sequential), 100))
-            rows, late = bench.steady(args.rate, args.duration)
-            results.append(summary(f"steady {args.rate:g}/s for {args.duration:g} s", rows,
-                                   150 if args.rate <= 10 else None))
-            results.append(summary(f"burst of {args.burst} at once (x{args.bursts})",
-                                   bench.bursts(args.burst, args.bursts)))
-            bad = [r for r in results if r["ok"] != r["calls"]]
-            version = ast.cli("core show version").split()[1]
-            wrong = [r for r in rows if r["ok"] and r["queuestat"] != "LOGGEDOUT"]
-        finally:
-            ast.stop()
+
+def run_scenarios(args, root, ast, pyver):
+    """The scenarios on an installed PBX; prints the table, returns the exit code."""
+    numbers = [f"7912{i:07d}" for i in range(args.rows)]
+    with sqlite3.connect(root.p(DB)) as c:
+        c.executemany("INSERT INTO queue_mobile_agents (number, queue, penalty) VALUES (?, ?, ?)",
+                      [(n, q, i % 5) for i, n in enumerate(numbers) for q in ("8008", "8010")])
+    root.write(f"{L.AGI_DIR}/{L.BENCH_FLOOR_SCRIPT}",
+               "#!/opt/queue-mobile-toggle/venv/bin/python3\n" + FLOOR_SOURCE, mode=0o755)
+
+    bench = Bench(root, ast, numbers[: min(len(numbers), 200)])
+    bench.one_at_a_time(5)                                       # warm-up, not counted
+    results = []
+    results.append(summary("floor: empty Python AGI, 1 at a time",
+                           bench.one_at_a_time(min(args.sequential, 30), "qmt-bench-floor")))
+    results.append(summary("one caller at a time", bench.one_at_a_time(args.sequential), 100))
+    rows, late = bench.steady(args.rate, args.duration)
+    results.append(summary(f"steady {args.rate:g}/s for {args.duration:g} s", rows,
+                           150 if args.rate <= 10 else None))
+    results.append(summary(f"burst of {args.burst} at once (x{args.bursts})",
+                           bench.bursts(args.burst, args.bursts)))
+    bad = [r for r in results if r["ok"] != r["calls"]]
+    version = ast.cli("core show version").split()[1]
+    wrong = [r for r in rows if r["ok"] and r["queuestat"] != "LOGGEDOUT"]
     header = (f"queue-mobile-toggle: AGI step wall time (dialplan STRFTIME around AGI()), "
               f"Asterisk {version}, Python {pyver} in a sid chroot, host {platform.node()} "
               f"with {os.cpu_count()} CPUs; allowlist {args.rows * 2} rows (SQLite3 ODBC)")

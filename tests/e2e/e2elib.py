@@ -159,7 +159,7 @@ def fill_wheelhouse(dest, pyver):
     dest.mkdir(parents=True, exist_ok=True)
     run([sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(dest),
          "--only-binary=:all:", "--implementation", "cp", "--python-version", pyver,
-         "--platform", "manylinux_2_28_x86_64", "-r", str(REQUIREMENTS)],
+         "--platform", "manylinux_2_28_x86_64", "-r", str(REQUIREMENTS), "setuptools>=61"],
         f"pip download -r agi/requirements.txt for Python {pyver} (is the package index reachable?)",
         timeout=600)
     return sorted(p.name for p in dest.iterdir())
@@ -405,6 +405,12 @@ clearglobalvars = no
 [outbound-allroutes]
 exten => _X!,1,Answer()
  same => n,Wait(3)
+ same => n,Hangup()
+
+; a waiting customer: the far end of an originated Queue() call
+[qmt-customer-stub]
+exten => _X!,1,Answer()
+ same => n,Wait(20)
  same => n,Hangup()
 
 [qmt-caller]
@@ -892,3 +898,25 @@ def prompts(lines):
         if m:
             out.append(m.group(1))
     return out
+
+
+@contextlib.contextmanager
+def installed_pbx(tag):
+    """For the benchmarks: a fresh overlay root with Asterisk running and
+    the project installed by install.sh (wheels filled on the host).
+    Yields (root, asterisk, chroot Python version); SetupError names a
+    failed step."""
+    base = ensure_chroot()
+    pyver = chroot_python_version(base)
+    with Root(base, tag=tag) as root:
+        ast = Asterisk(root)
+        try:
+            ast.start()
+            root.copy_repo()
+            fill_wheelhouse(root.p(WHEELS_IN_ROOT), pyver)
+            p = root.install("--wheelhouse", WHEELS_IN_ROOT)
+            if p.returncode != 0:
+                raise SetupError("install.sh", p.stdout + p.stderr)
+            yield root, ast, pyver
+        finally:
+            ast.stop()

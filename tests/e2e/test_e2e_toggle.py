@@ -302,7 +302,7 @@ def test_hostile_member_name_is_not_passed_to_asterisk(clean):
     pbx.allow(NUM, "8008", name="Eve),8010,0,,x")
     r = pbx.ast.call(NUM)
     assert r["AQMSTATUS"] == "ADDED"
-    assert_members(pbx, {"8008": {IFACE: (0, NUM)}})   # the number stands in for the bad name
+    assert_members(pbx, {"8008": {IFACE: (0, "Eve80100x")}})   # only the name's safe characters
 
 
 UNDO_CTX = "qmt-undotest"

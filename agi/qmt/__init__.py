@@ -1,0 +1,15 @@
+"""queue-mobile-toggle: permitted mobile numbers as dynamic queue agents.
+
+One package for the AGI script Asterisk runs (agi/queue_mobile_toggle.py ->
+qmt.toggle) and the admin command `qmt` (qmt.cli). Modules, one concern each:
+
+    rules      pure: numbers, names, rows, decisions (no I/O, no imports of the others)
+    config     the INI file, validated
+    allowlist  the ODBC table, read within a time bound; admin writes
+    pbx        Asterisk: the AGI channel (strict start block) and AMI
+    log        one line per decision, to syslog or a file
+    toggle     one AGI call: ask, decide, answer the dialplan
+    cli        the `qmt` command
+"""
+
+__version__ = "0.2.0"

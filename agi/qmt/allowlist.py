@@ -1,0 +1,219 @@
+"""The allowlist table through ODBC, always within a time bound.
+
+A driver blocked in C cannot be interrupted, so every database call runs in
+a daemon thread that the caller waits for only until its deadline; past it
+the thread is abandoned (the AGI and `qmt` then end the process with
+os._exit). Errors become DatabaseError with a short, stable `reason`.
+"""
+
+import re
+import threading
+import time
+
+from .rules import LookupFailure, judge_row, printable
+
+TABLE = "queue_mobile_agents"
+COLUMNS = "queue, penalty, member_name, enabled, valid_from, valid_until"
+# One query, by the primary key's leading column; validity is judged in
+# Python so that the three backends' date types need no SQL dialect.
+SELECT_ROWS = "SELECT " + COLUMNS + " FROM " + TABLE + " WHERE number = ?"
+SELECT_TABLE = "SELECT number, " + COLUMNS + " FROM " + TABLE
+
+# (reason, SQLSTATE prefixes, words of the driver's text): the first match
+# wins. The words are needed because psqlODBC reports every failed connect as
+# 08001, MariaDB many as HY000 or 42000, and SQLite everything as HY000.
+ODBC_FAULTS = (
+    ("db_unknown_dsn", ("IM002",), ()),
+    ("db_driver_missing", (), ("can't open lib",)),
+    ("db_permission_denied", ("42501",), ("command denied", "to database '", "permission denied",
+                                           "readonly database", "attempt to write a readonly")),
+    ("db_auth_failed", ("28",), ("password authentication failed", "access denied for user",
+                                 "no pg_hba.conf entry", 'fatal:  role "')),
+    ("db_not_found", (), ("unknown database", 'fatal:  database "', "connect failed (14)")),
+    ("db_timeout", ("HYT00", "HYT01", "57014"), ("timeout expired", "timed out",
+                                                 "system error: 110", "database is locked")),
+    ("db_unreachable", ("08",), ("can't connect to", "unknown server host",
+                                 "could not translate host name")),
+    ("db_table_missing", ("42S02", "42P01"), ("no such table",)),
+)
+
+
+class DatabaseError(Exception):
+    """The allowlist could not be used; `reason` is the log token."""
+
+    def __init__(self, reason, detail):
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+    def as_failure(self):
+        return LookupFailure(self.reason, self.detail)
+
+
+def odbc_reason(exc):
+    """A short, stable token for a pyodbc error: the SQLSTATE, then the text."""
+    state = str(exc.args[0]) if getattr(exc, "args", None) else ""
+    text = str(exc).lower()
+    for reason, states, words in ODBC_FAULTS:
+        if state.startswith(states) or any(word in text for word in words):
+            return reason
+    return "db_error"
+
+
+def _first_line(exc):
+    text = " ".join(str(part) for part in getattr(exc, "args", ()) or (exc,))
+    return printable(text.splitlines()[0] if text else type(exc).__name__, 200)
+
+
+def _dsn_without_driver(pyodbc, connection_string):
+    """unixODBC answers IM002 'data source name not found' both for an
+    unknown DSN and for a DSN whose driver is not installed (its section
+    missing from odbcinst.ini): True for the second."""
+    match = re.search(r"(?:^|;)\s*DSN\s*=\s*([^;]*)", connection_string, re.IGNORECASE)
+    if not match:
+        return False
+    try:
+        driver = pyodbc.dataSources().get(match.group(1).strip())
+        return driver is not None and driver not in pyodbc.drivers()
+    except pyodbc.Error:
+        return False
+
+
+def with_connection(connection_string, timeout, work):
+    """work(cursor) on a fresh connection, closed before returning; pyodbc
+    errors become DatabaseError. Writes commit only when `work` returns."""
+    import pyodbc  # imported here so a logout by queue never pays for it
+
+    seconds = max(1, int(timeout))
+    try:
+        connection = pyodbc.connect(connection_string, timeout=seconds, autocommit=False)
+    except pyodbc.Error as exc:
+        reason = odbc_reason(exc)
+        if reason == "db_unknown_dsn" and _dsn_without_driver(pyodbc, connection_string):
+            reason = "db_driver_missing"
+        raise DatabaseError(reason, _first_line(exc)) from None
+    try:
+        try:
+            connection.timeout = seconds  # query timeout, where the driver honours it
+        except pyodbc.Error:
+            pass  # psqlODBC refuses it (HY000); the thread join still bounds the call
+        result = work(connection.cursor())
+        connection.commit()
+        return result
+    except pyodbc.Error as exc:
+        raise DatabaseError(odbc_reason(exc), _first_line(exc)) from None
+    finally:
+        connection.close()
+
+
+class Bounded:
+    """A call running in a daemon thread from the moment it is made, so it
+    may overlap other work; result(deadline) waits at most until `deadline`
+    (time.monotonic()) and raises DatabaseError past it."""
+
+    def __init__(self, call, timeout):
+        self._call, self._timeout = call, timeout
+        self._value = self._error = None
+        self._worker = threading.Thread(target=self._run, name="allowlist", daemon=True)
+        self._worker.start()
+
+    def _run(self):
+        try:
+            self._value = self._call()
+        except DatabaseError as error:
+            self._error = error
+        except Exception as exc:  # a driver bug must still fail closed
+            self._error = DatabaseError("db_error", type(exc).__name__)
+
+    def result(self, deadline=None):
+        if deadline is None:
+            deadline = time.monotonic() + self._timeout
+        self._worker.join(max(0.0, deadline - time.monotonic()))
+        if self._worker.is_alive():
+            raise DatabaseError("db_timeout", "no answer within %gs" % self._timeout)
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def bounded(connection_string, timeout, work):
+    """with_connection() within `timeout` seconds, from now."""
+    return Bounded(lambda: with_connection(connection_string, timeout, work), timeout).result()
+
+
+class AllowlistRead:
+    """The caller's rows, read from the moment it is made (the read may
+    overlap questions to Asterisk)."""
+
+    def __init__(self, settings, number, now):
+        self.number, self.now = number, now
+        self._read = Bounded(lambda: with_connection(settings.connection, settings.timeout, self._select),
+                             settings.timeout)
+
+    def _select(self, cursor):
+        cursor.execute(SELECT_ROWS, self.number)
+        return [tuple(row) for row in cursor.fetchall()]
+
+    def lookup(self, deadline):
+        """(judged grants, None), or (None, LookupFailure) when the table
+        could not be read by `deadline`."""
+        try:
+            rows = self._read.result(deadline)
+        except DatabaseError as error:
+            return None, error.as_failure()
+        judged = [judge_row(row, self.number, self.now) for row in rows]
+        return [grant for grant in judged if grant is not None], None
+
+
+# -- the whole table, for `qmt` -----------------------------------------------
+
+def read_table(connection_string, timeout, queue=None, number=None):
+    """Every row (number first), optionally of one queue or number."""
+    where, params = [], []
+    for column, value in (("queue", queue), ("number", number)):
+        if value is not None:
+            where.append(column + " = ?")
+            params.append(value)
+    sql = SELECT_TABLE + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY number, queue"
+
+    def select(cursor):
+        cursor.execute(sql, *params)
+        return [tuple(row) for row in cursor.fetchall()]
+    return bounded(connection_string, timeout, select)
+
+
+def grants_by_number(rows, now):
+    """{number: [Grant, ...]} of read_table() rows."""
+    table = {}
+    for row in rows:
+        grant = judge_row(row[1:], row[0], now)
+        if grant is not None:
+            table.setdefault(row[0], []).append(grant)
+    return table
+
+
+def allow(connection_string, timeout, number, queue, penalty, name, valid_from, valid_until):
+    """Insert or update the row of (number, queue), enabled; 'added' or 'updated'."""
+    values = (penalty, name, valid_from, valid_until)
+
+    def upsert(cursor):
+        cursor.execute("UPDATE " + TABLE + " SET penalty = ?, member_name = ?, enabled = 1, "
+                       "valid_from = ?, valid_until = ? WHERE number = ? AND queue = ?",
+                       *values, number, queue)
+        if cursor.rowcount > 0:
+            return "updated"
+        cursor.execute("INSERT INTO " + TABLE + " (number, queue, penalty, member_name, enabled, "
+                       "valid_from, valid_until) VALUES (?, ?, ?, ?, 1, ?, ?)", number, queue, *values)
+        return "added"
+    return bounded(connection_string, timeout, upsert)
+
+
+def revoke(connection_string, timeout, number, queue=None):
+    """Delete the number's rows (of one queue); how many went."""
+    def delete(cursor):
+        if queue is None:
+            cursor.execute("DELETE FROM " + TABLE + " WHERE number = ?", number)
+        else:
+            cursor.execute("DELETE FROM " + TABLE + " WHERE number = ? AND queue = ?", number, queue)
+        return cursor.rowcount
+    return bounded(connection_string, timeout, delete)

@@ -1,0 +1,131 @@
+"""Asterisk's manager interface (AMI), for the `qmt` command. AmiView
+answers the toggle's questions from AMI, read-only, so that `qmt check`
+runs the very same decision as a call.
+"""
+
+import socket
+
+from .rules import is_valid_queue_name
+
+class AmiError(Exception):
+    """Asterisk's manager interface cannot be used (down, refused, login)."""
+
+
+class Ami:
+    """A small AMI client: one action at a time, every read bounded by
+    `timeout`. Only what `qmt` needs: QueueStatus, QueueRemove, Getvar."""
+
+    def __init__(self, host, port, username, secret, timeout=5.0):
+        self.where = "%s:%d" % (host, port)
+        self._buffer = b""
+        self._sequence = 0
+        try:
+            self._socket = socket.create_connection((host, port), timeout=timeout)
+            self._read_line()                                   # the banner
+        except OSError as exc:
+            raise AmiError("cannot reach Asterisk's manager at %s: %s" % (
+                self.where, exc.strerror or type(exc).__name__)) from None
+        if not username:
+            raise AmiError("no manager account in the config ([ami] username, secret): run install.sh")
+        reply = self.action("Login", Username=username, Secret=secret, Events="off")[0]
+        if reply.get("Response") != "Success":
+            raise AmiError("Asterisk's manager at %s refused login %r: %s" % (
+                self.where, username, reply.get("Message", "no reason given")))
+
+    def _read_line(self):
+        while b"\r\n" not in self._buffer:
+            chunk = self._socket.recv(65536)
+            if not chunk:
+                raise AmiError("Asterisk's manager at %s closed the connection" % self.where)
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\r\n", 1)
+        return line.decode("utf-8", "replace")
+
+    def _read_message(self):
+        message = {}
+        while True:
+            line = self._read_line()
+            if not line:
+                if message:
+                    return message
+                continue
+            key, _, value = line.partition(":")
+            message.setdefault(key.strip(), value.strip())
+
+    def action(self, name, **fields):
+        """Send one action; its response and, for a list action, its events
+        up to the one that completes the list."""
+        self._sequence += 1
+        action_id = "qmt-%d" % self._sequence
+        lines = ["Action: " + name, "ActionID: " + action_id]
+        lines += ["%s: %s" % (key, value) for key, value in fields.items()]
+        try:
+            self._socket.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("utf-8"))
+            messages = []
+            while True:
+                message = self._read_message()
+                if message.get("ActionID") != action_id:
+                    continue
+                messages.append(message)
+                listing = messages[0].get("EventList", "").lower() == "start"
+                if not listing or message.get("EventList", "").lower() == "complete":
+                    return messages
+        except OSError as exc:
+            raise AmiError("Asterisk's manager at %s: %s" % (self.where, exc.strerror or type(exc).__name__)) \
+                from None
+
+    def queue_members(self, queue=None):
+        """{queue: [member event, ...]} of every queue (or one) from QueueStatus.
+        A queue without members is present with an empty list."""
+        fields = {"Queue": queue} if queue else {}
+        queues = {}
+        for message in self.action("QueueStatus", **fields)[1:]:
+            if message.get("Event") == "QueueParams":
+                queues.setdefault(message.get("Queue", ""), [])
+            elif message.get("Event") == "QueueMember":
+                queues.setdefault(message.get("Queue", ""), []).append(message)
+        return queues
+
+    def remove_member(self, queue, interface):
+        """QueueRemove; (True, "") or (False, Asterisk's message)."""
+        reply = self.action("QueueRemove", Queue=queue, Interface=interface)[0]
+        return reply.get("Response") == "Success", reply.get("Message", "")
+
+    def close(self):
+        try:
+            self._socket.sendall(b"Action: Logoff\r\n\r\n")
+            self._socket.close()
+        except OSError:
+            pass
+
+
+def ami_from_settings(settings):
+    return Ami(settings.ami_host, settings.ami_port, settings.ami_username, settings.ami_secret,
+               timeout=max(2.0, settings.timeout))
+
+
+def member_in_call(member):
+    """True while a QueueMember is on a call or being rung: InCall, or a
+    device state of in use (2), busy (3), ringing (6), ring in use (7), on hold (8)."""
+    return member.get("InCall") == "1" or member.get("Status") in ("2", "3", "6", "7", "8")
+
+
+class AmiView:
+    """The toggle's questions to Asterisk answered from one QueueStatus,
+    read-only: `qmt check` decides with this where a call uses Channel."""
+
+    env_problem = None
+
+    def __init__(self, ami):
+        self._queues = ami.queue_members()
+
+    def queue_exists(self, queue):
+        return queue in self._queues
+
+    def is_member(self, queue, interface):
+        wanted = interface.lower()
+        return any(member.get("Location", "").lower() == wanted for member in self._queues.get(queue, []))
+
+    def persisted_queues(self):
+        """Every queue: AMI sees all members, persisted or not."""
+        return [queue for queue in self._queues if is_valid_queue_name(queue)]

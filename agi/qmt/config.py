@@ -1,0 +1,104 @@
+"""The configuration file, read once per run and validated."""
+
+import configparser
+
+from .rules import ASCII_DIGITS, INTERFACE, MAX_DIGITS, QUEUE_NAME, interface_for
+
+CONFIG_PATH = "/etc/asterisk/queue_mobile_toggle.conf"
+SYSLOG_FACILITIES = ("user", "daemon") + tuple("local%d" % n for n in range(8))
+
+
+class ConfigError(Exception):
+    """The configuration file is missing or holds a bad value."""
+
+
+class Settings:
+    """Validated settings; built once per run from the INI file."""
+
+    def __init__(self, parser):
+        get = parser.get
+        self.connection = get("database", "connection", fallback="DSN=queue_mobile_toggle").strip()
+        self.timeout = _positive_float(get("database", "timeout", fallback="3"), "database.timeout")
+        self.interface_template = get(
+            "member", "interface", fallback="Local/{number}@outbound-allroutes/n").strip()
+        self.country_code = _digits(get("numbers", "country_code", fallback="7"), "numbers.country_code")
+        self.trunk_prefix = _digits(get("numbers", "trunk_prefix", fallback="8"), "numbers.trunk_prefix",
+                                    allow_empty=True)
+        self.national_length = _positive_int(get("numbers", "national_length", fallback="10"),
+                                             "numbers.national_length")
+        self.managed_queues = _queue_list(get("queues", "managed", fallback=""))
+        self.log_target = get("log", "target", fallback="syslog").strip() or "syslog"
+        self.syslog_facility = get("log", "syslog_facility", fallback="local0").strip().lower()
+        # The manager account of the `qmt` command (install.sh writes it).
+        self.ami_host = get("ami", "host", fallback="127.0.0.1").strip()
+        self.ami_port = _port(get("ami", "port", fallback="5038"))
+        self.ami_username = get("ami", "username", fallback="").strip()
+        self.ami_secret = get("ami", "secret", fallback="").strip()
+        if not self.connection:
+            raise ConfigError("database.connection is empty")
+        if self.syslog_facility not in SYSLOG_FACILITIES:
+            raise ConfigError("log.syslog_facility must be one of " + ", ".join(SYSLOG_FACILITIES))
+        if self.interface_template.count("{number}") != 1:
+            raise ConfigError("member.interface must contain {number} once")
+        if not INTERFACE.match(self.interface_template.replace("{number}", "0")):
+            raise ConfigError("member.interface has characters a channel name must not have")
+
+    def interface_for(self, number):
+        return interface_for(self.interface_template, number)
+
+    @property
+    def number_rules(self):
+        """The keyword arguments of rules.normalise_number / typed_number."""
+        return dict(country_code=self.country_code, trunk_prefix=self.trunk_prefix,
+                    national_length=self.national_length)
+
+
+def _positive_float(text, key):
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError("%s is not a number" % key) from None
+    if not 0 < value <= 60:
+        raise ConfigError("%s must be between 0 and 60 seconds" % key)
+    return value
+
+
+def _positive_int(text, key):
+    text = text.strip()
+    if not text or set(text) - ASCII_DIGITS or not 0 < int(text) <= MAX_DIGITS:
+        raise ConfigError("%s must be a whole number from 1 to %d" % (key, MAX_DIGITS))
+    return int(text)
+
+
+def _port(text):
+    text = text.strip()
+    if not text or set(text) - ASCII_DIGITS or not 0 < int(text) < 65536:
+        raise ConfigError("ami.port must be a port number")
+    return int(text)
+
+
+def _digits(text, key, allow_empty=False):
+    text = text.strip()
+    if (not text and not allow_empty) or set(text) - ASCII_DIGITS or len(text) > 4:
+        raise ConfigError("%s must be 1 to 4 digits" % key)
+    return text
+
+
+def _queue_list(text):
+    queues = [q.strip() for q in text.split(",") if q.strip()]
+    for queue in queues:
+        if not QUEUE_NAME.match(queue):
+            raise ConfigError("queues.managed holds a bad queue name")
+    return queues
+
+
+def load_settings(path=CONFIG_PATH):
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";", "#"))
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except OSError as exc:
+        raise ConfigError("cannot read %s: %s" % (path, exc.strerror)) from None
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        raise ConfigError("cannot parse %s: %s" % (path, type(exc).__name__)) from None
+    return Settings(parser)

@@ -1,0 +1,37 @@
+"""One log line per decision, for the admin: syslog or a file."""
+
+import os
+import time
+
+from .rules import printable, without_passwords
+
+LOG_TAG = "queue-mobile-toggle"
+
+
+def decision_line(number, channel, decision):
+    """One log line; `channel` names where the call came from (e.g. the trunk)."""
+    who = "number=%s" % number if number else \
+        "callerid=%s" % (printable(channel.caller_number, 32) or "(empty)")
+    line = "%s: %s channel=%s queues=%s state=%s action=%s reason=%s" % (
+        LOG_TAG, who, channel.name or "-", ",".join(decision.queues) or "-", decision.state,
+        decision.action, decision.reason)
+    if decision.detail:
+        line += " detail=%s" % printable(without_passwords(decision.detail), 200)
+    return line + " uniqueid=%s" % (channel.uniqueid or "-")
+
+
+def write_log(settings, line, warning):
+    """Append the line to the configured file, or send it to syslog."""
+    target = settings.log_target if settings else "syslog"
+    try:
+        if target == "syslog":
+            import syslog
+            facility = settings.syslog_facility if settings else "local0"
+            syslog.openlog(LOG_TAG, syslog.LOG_PID, getattr(syslog, "LOG_" + facility.upper()))
+            syslog.syslog(syslog.LOG_WARNING if warning else syslog.LOG_INFO, line)
+        else:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            with open(target, "a", encoding="utf-8") as handle:
+                handle.write("%s [%d] %s\n" % (stamp, os.getpid(), line))
+    except OSError:
+        pass  # logging must never turn a decision into a crash

@@ -1,0 +1,167 @@
+"""The AGI channel: Asterisk as one call's script talks to it (over pyst2,
+with the start block read strictly: see qmt.toggle for why). The `qmt`
+command talks to Asterisk through qmt.ami instead.
+"""
+
+import os
+import re
+
+from .rules import answer_variables, is_valid_queue_name, printable
+
+AGI_KEY = re.compile(r"agi_[a-z0-9_]{1,32}\Z")
+# Asterisk's own lines are far shorter; a longer one is cut and then fails
+# the "agi_key: value" test.
+MAX_AGI_LINE = 16384
+MAX_START_LINES = 100
+# GET FULL VARIABLE reads a dialplan function into a 4096-byte buffer
+# (VAR_BUF_SIZE): an answer this long may have been cut short.
+FULL_VARIABLE_LIMIT = 4095
+# With persistentmembers=yes (FreePBX's default) app_queue keeps every queue
+# that has dynamic members as a key of this astdb family.
+PERSISTED_QUEUES = "${DB_KEYS(Queue/PersistentMembers)}"
+
+
+# -- AGI ----------------------------------------------------------------------
+
+class _Sink:
+    """Swallows pyst2's stderr chatter (it echoes every line, caller ID included)."""
+
+    def write(self, _text):
+        return 0
+
+    def flush(self):
+        pass
+
+
+class AgiClosed(EOFError):
+    """Asterisk closed its end of the AGI pipe."""
+
+
+class AgiInput:
+    """Asterisk's side of the pipe, a line at a time, for pyst2. At EOF it
+    raises instead of returning '' (pyst2's 520 loop would read '' forever
+    at 100% CPU), and bytes that are not UTF-8 are replaced, not fatal."""
+
+    def __init__(self, binary):
+        self._binary = binary
+
+    def readline(self):
+        raw = self._binary.readline(MAX_AGI_LINE)
+        if not raw:
+            raise AgiClosed("Asterisk closed the AGI pipe")
+        return raw.decode("utf-8", "replace")
+
+
+def read_start_block(stream):
+    """(env, problem) from the AGI start block. The first value of a key is
+    kept; `problem` names the first thing a genuine block never has (None
+    when there is none). Reads up to the blank line that ends the block."""
+    env, problem = {}, None
+    for _ in range(MAX_START_LINES):
+        try:
+            line = stream.readline()
+        except AgiClosed:
+            return env, problem or "start block cut short by EOF"
+        if line in ("\n", ""):
+            return env, problem
+        problem = problem or start_line_problem(line, env)
+        key, _sep, value = line[:-1].partition(": ")
+        env.setdefault(key, value)
+    return env, problem or "start block longer than %d lines" % MAX_START_LINES
+
+
+def start_line_problem(line, env):
+    """Why this line cannot be Asterisk's own (None if it can be)."""
+    if not line.endswith("\n"):
+        return "start block line cut short"
+    key, sep, value = line[:-1].partition(": ")
+    if not sep or not AGI_KEY.match(key):
+        return "malformed start block line"
+    if key in env:
+        return "repeated key %s" % key
+    if any(char < " " or char == "\x7f" for char in value):
+        return "control character in %s" % key
+    return None
+
+
+def strict_agi(stdin, stdout):
+    """pyst2's AGI with the start block read by read_start_block()."""
+    from asterisk.agi import AGI
+
+    class StrictAGI(AGI):
+        def _get_agi_env(self):
+            self.env, self.env_problem = read_start_block(self.stdin)
+
+    return StrictAGI(stdin=AgiInput(stdin), stdout=stdout, stderr=_Sink())
+
+
+class Channel:
+    """The few AGI requests the toggle needs, over pyst2."""
+
+    def __init__(self, agi):
+        self.agi = agi
+        self.env = agi.env
+
+    @property
+    def env_problem(self):
+        return getattr(self.agi, "env_problem", None)
+
+    @property
+    def caller_number(self):
+        return self.env.get("agi_callerid", "")
+
+    @property
+    def dialplan_number(self):
+        """The caller number as the dialplan passed it (FILTERed), or None."""
+        return self.env.get("agi_arg_2")
+
+    @property
+    def queue_argument(self):
+        return self.env.get("agi_arg_1", "").strip()
+
+    @property
+    def uniqueid(self):
+        return printable(self.env.get("agi_uniqueid", ""), 40)
+
+    @property
+    def name(self):
+        return printable(self.env.get("agi_channel", ""), 80)
+
+    def in_step(self):
+        """True when Asterisk's reply to this command is the one we read:
+        a random token must come back. A stale start-block line or a reply
+        forged by the caller cannot carry it."""
+        from asterisk.agi import AGIError, AGIHangup
+        token = "qmt" + os.urandom(8).hex()
+        try:
+            return self.agi.get_full_variable(token) == token
+        except AGIHangup:
+            raise
+        except (AGIError, ValueError):  # pyst2's verdicts on a line that is no reply
+            return False
+
+    def queue_exists(self, queue):
+        return self.agi.get_variable("QUEUE_EXISTS(%s)" % queue).strip() == "1"
+
+    def is_member(self, queue, interface):
+        """True or False; None when the list filled Asterisk's buffer and
+        so may have lost the very member we look for."""
+        listed = self.agi.get_full_variable("${QUEUE_MEMBER_LIST(%s)}" % queue)
+        wanted = interface.lower()
+        if any(member.strip().lower() == wanted for member in listed.split(",")):
+            return True
+        return None if len(listed) >= FULL_VARIABLE_LIMIT else False
+
+    def persisted_queues(self):
+        """Queues with persisted dynamic members (empty where
+        persistentmembers=no), names checked like any other."""
+        listed = self.agi.get_full_variable(PERSISTED_QUEUES)
+        return [queue for queue in (part.strip() for part in listed.split(","))
+                if is_valid_queue_name(queue)]
+
+    def publish(self, number, decision, interface):
+        for name, value in answer_variables(number, decision, interface):
+            self.agi.set_variable(name, value)
+
+    def verbose(self, line):
+        self.agi.verbose(line, 1)

@@ -1,0 +1,336 @@
+"""Pure rules: numbers, names, allowlist rows and the toggle's decision.
+
+No I/O and no imports of the other modules: what the AGI, `qmt check`,
+`status` and `sweep` decide, they decide here, from values handed in.
+"""
+
+import datetime
+import re
+
+LOGGEDIN, LOGGEDOUT, DENIED, ERROR = "LOGGEDIN", "LOGGEDOUT", "DENIED", "ERROR"
+
+ASCII_DIGITS = frozenset("0123456789")
+MIN_DIGITS, MAX_DIGITS = 6, 15
+QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
+INTERFACE = re.compile(r"[A-Za-z0-9_./@-]{1,128}\Z")
+NAME_EXTRA = frozenset(" ._-")
+MAX_NAME = 64
+MAX_PENALTY = 1_000_000
+# What an admin may type around a number: "8 (911) 222-33-44".
+TYPED_SEPARATORS = re.compile(r"[\s()\-.]")
+# Passwords in connection strings or driver messages (PWD=, Password=, any case).
+# A value in braces may hold ";" and "}}"; an unclosed brace hides the rest.
+PASSWORD_VALUE = re.compile(r"((?:pwd|password)\s*=\s*)(\{(?:[^}]|\}\})*\}(?=;|$)|\{.*|[^;]*)", re.IGNORECASE)
+
+# Why a row does or does not let its number in now.
+ACTIVE, DISABLED, EXPIRED, NOT_YET_VALID, BAD_ROW = "active", "disabled", "expired", "not_yet_valid", "bad_row"
+
+
+# -- numbers and names --------------------------------------------------------
+
+def normalise_number(raw, country_code="7", trunk_prefix="8", national_length=10):
+    """Return the caller's number in international form (digits only), or
+    None when it is not a plausible phone number. `raw` is hostile."""
+    if not isinstance(raw, str):
+        return None
+    has_plus = raw.startswith("+")
+    digits = raw[1:] if has_plus else raw
+    # str.isdigit() accepts Arabic-Indic and full-width digits: test by set.
+    if not digits or set(digits) - ASCII_DIGITS:
+        return None
+    if not has_plus:
+        if len(digits) == national_length:
+            digits = country_code + digits
+        elif (trunk_prefix and len(digits) == len(trunk_prefix) + national_length
+              and digits.startswith(trunk_prefix)):
+            digits = country_code + digits[len(trunk_prefix):]
+    if not MIN_DIGITS <= len(digits) <= MAX_DIGITS:
+        return None
+    return digits
+
+
+def typed_number(text, country_code="7", trunk_prefix="8", national_length=10):
+    """A number as an admin types it ('8 (911) 222-33-44'): separators go,
+    then it is normalised exactly as a caller ID; None if no call could match."""
+    return normalise_number(TYPED_SEPARATORS.sub("", text or ""), country_code, trunk_prefix,
+                            national_length)
+
+
+def is_valid_queue_name(name):
+    return isinstance(name, str) and bool(QUEUE_NAME.match(name))
+
+
+def safe_member_name(name, fallback):
+    """The member name as AddQueueMember can take it: letters (any script),
+    ASCII digits, space and ._- are kept, anything else (commas, quotes, |,
+    parentheses would split or break its arguments) is dropped; runs of
+    spaces fold. The fallback (the number) only when nothing is left."""
+    if not isinstance(name, str):
+        return fallback
+    kept = "".join(" " if char.isspace() else char for char in name
+                   if char.isalpha() or char.isspace() or char in ASCII_DIGITS or char in NAME_EXTRA)
+    kept = " ".join(kept.split())[:MAX_NAME].strip()
+    return kept or fallback
+
+
+def interface_for(template, number):
+    return template.replace("{number}", number)
+
+
+def number_in_interface(template, interface):
+    """The number of a member interface made from `template`, or None when
+    the interface is not one of ours (compared as Asterisk does: any case)."""
+    head, _, tail = template.partition("{number}")
+    if not isinstance(interface, str) or len(interface) <= len(head) + len(tail):
+        return None
+    if not (interface.lower().startswith(head.lower()) and interface.lower().endswith(tail.lower())):
+        return None
+    number = interface[len(head):len(interface) - len(tail)]
+    return number if MIN_DIGITS <= len(number) <= MAX_DIGITS and not set(number) - ASCII_DIGITS else None
+
+
+def printable(text, limit):
+    """Text made safe for one log line and for a quoted AGI argument: printable
+    ASCII except the quote and backslash (pyst2 escapes nothing); the rest '?'."""
+    return "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in str(text)[:limit])
+
+
+def without_passwords(text):
+    """Connection strings and driver messages with every password value hidden."""
+    return PASSWORD_VALUE.sub(r"\1***", str(text))
+
+
+# -- rows ---------------------------------------------------------------------
+
+def as_utc_naive(value):
+    """A table time as a naive UTC datetime; None for NULL. Raises
+    ValueError for anything that is not a date or time."""
+    if value is None:
+        return None
+    if isinstance(value, datetime.datetime):
+        return value.replace(tzinfo=None) if value.tzinfo is None else \
+            value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    if isinstance(value, datetime.date):
+        return datetime.datetime(value.year, value.month, value.day)
+    if isinstance(value, str):
+        return as_utc_naive(datetime.datetime.fromisoformat(value.strip()))
+    raise ValueError("not a time: %r" % type(value).__name__)
+
+
+class Grant:
+    """One allowlist row, judged: may this number be a member of `queue`
+    now? `status` says why (ACTIVE, DISABLED, EXPIRED, NOT_YET_VALID,
+    BAD_ROW); `problem` names what is wrong with a bad row."""
+
+    __slots__ = ("queue", "penalty", "member_name", "status", "problem")
+
+    def __init__(self, queue, penalty, member_name, status, problem=None):
+        self.queue = queue
+        self.penalty = penalty
+        self.member_name = member_name
+        self.status = status
+        self.problem = problem
+
+    @property
+    def active(self):
+        return self.status == ACTIVE
+
+    def __repr__(self):
+        return "Grant(%r, %r, %r, %s)" % (self.queue, self.penalty, self.member_name, self.status)
+
+
+def judge_row(row, number, now):
+    """Turn a raw (queue, penalty, member_name, enabled, valid_from,
+    valid_until) row into a Grant; a row that is malformed never grants.
+    None for a row whose queue name could never be used."""
+    queue, penalty, member_name, enabled, valid_from, valid_until = row[:6]
+    queue = queue.strip() if isinstance(queue, str) else queue
+    if not is_valid_queue_name(queue):
+        return None
+    try:
+        starts, ends = as_utc_naive(valid_from), as_utc_naive(valid_until)
+    except (TypeError, ValueError):
+        return Grant(queue, 0, number, BAD_ROW, "bad_validity_time")
+    penalty = _as_penalty(penalty)
+    if penalty is None:
+        return Grant(queue, 0, number, BAD_ROW, "bad_penalty")
+    return Grant(queue, penalty, safe_member_name(member_name, number), _row_status(enabled, starts, ends, now))
+
+
+def _row_status(enabled, starts, ends, now):
+    if _as_flag(enabled) != 1:
+        return DISABLED
+    if starts is not None and now < starts:
+        return NOT_YET_VALID
+    if ends is not None and now >= ends:
+        return EXPIRED
+    return ACTIVE
+
+
+def _as_penalty(value):
+    """An integer penalty in 0..MAX_PENALTY (NULL is 0), else None."""
+    try:
+        penalty = int(value if value is not None else 0)
+    except (TypeError, ValueError):
+        return None
+    return penalty if 0 <= penalty <= MAX_PENALTY else None
+
+
+def _as_flag(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+# -- the toggle ---------------------------------------------------------------
+
+class LookupFailure:
+    """The allowlist could not be read: `reason` is the log token."""
+
+    __slots__ = ("reason", "detail")
+
+    def __init__(self, reason, detail=""):
+        self.reason = reason
+        self.detail = detail
+
+    def __repr__(self):
+        return "LookupFailure(%s, %r)" % (self.reason, self.detail)
+
+
+class Decision:
+    """What the dialplan is told to do."""
+
+    __slots__ = ("state", "reason", "grants", "detail")
+
+    def __init__(self, state, reason, grants=(), detail=""):
+        self.state = state
+        self.reason = reason
+        self.grants = list(grants)
+        self.detail = detail
+
+    @property
+    def queues(self):
+        return [grant.queue for grant in self.grants]
+
+    @property
+    def action(self):
+        return {LOGGEDIN: "logout", LOGGEDOUT: "login"}.get(self.state, "none")
+
+    def __repr__(self):
+        return "Decision(%s, %s, %s)" % (self.state, self.reason, self.queues)
+
+
+def leaving(number, queues):
+    """The grants of a member's logout: only the queue matters."""
+    return [Grant(queue, 0, number, ACTIVE) for queue in queues]
+
+
+def decide_one_queue(number, queue, queue_exists, is_member, lookup):
+    """Toggle in one named queue. `lookup()` gives (grants, LookupFailure or
+    None); it is asked only when the caller is not already a member, so a
+    logout never waits for the database. `is_member` is None when
+    Asterisk's member list was too long to trust."""
+    if not queue_exists:
+        return Decision(ERROR, "no_such_queue", detail=queue)
+    if is_member is None:
+        return Decision(ERROR, "member_list_too_long", detail=queue)
+    if is_member:
+        return Decision(LOGGEDIN, "member", leaving(number, [queue]))
+    grants, failure = lookup()
+    if failure is not None:
+        return Decision(ERROR, failure.reason, detail=failure.detail)
+    for grant in grants:
+        if grant.queue == queue and grant.active:
+            return Decision(LOGGEDOUT, "permitted", [grant])
+        if grant.queue == queue and grant.problem:
+            return Decision(ERROR, "bad_row", detail="%s %s" % (queue, grant.problem))
+    return Decision(DENIED, "not_permitted", detail=queue)
+
+
+def candidate_queues(grants, known_queues):
+    """Queues the all-queues toggle looks at: every row of this number, live
+    or not, plus the queues known without the table (the managed list and
+    those with persisted members), so that a revoked member can still leave."""
+    seen = []
+    for queue in [grant.queue for grant in grants or ()] + list(known_queues):
+        if queue not in seen:
+            seen.append(queue)
+    return seen
+
+
+def decide_all_queues(number, grants, lookup_failure, existing, members, unsure=()):
+    """Toggle in all the caller's queues: a member of any leaves all of
+    those; otherwise he joins every existing queue he is permitted in.
+    `grants` is None when the lookup failed; `existing` (a set), `members`
+    (a list) and `unsure` (queues whose member list was too long to trust)
+    are what Asterisk reported of the candidate queues."""
+    if members:
+        return Decision(LOGGEDIN, "member", leaving(number, members))
+    if unsure:
+        return Decision(ERROR, "member_list_too_long", detail=",".join(unsure))
+    if lookup_failure is not None:
+        return Decision(ERROR, lookup_failure.reason, detail=lookup_failure.detail)
+    live = [grant for grant in grants if grant.active]
+    joinable = [grant for grant in live if grant.queue in existing]
+    missing = [grant.queue for grant in live if grant.queue not in existing]
+    broken = ["%s:%s" % (grant.queue, grant.problem) for grant in grants if grant.problem]
+    notes = " ".join(([("missing_queues=" + ",".join(missing))] if missing else [])
+                     + ([("bad_rows=" + ",".join(broken))] if broken else []))
+    if joinable:
+        return Decision(LOGGEDOUT, "permitted", joinable, detail=notes)
+    if missing:
+        return Decision(ERROR, "no_such_queue", detail=notes)
+    if broken:
+        return Decision(ERROR, "bad_row", detail=notes)
+    return Decision(DENIED, "not_permitted")
+
+
+def answer_variables(number, decision, interface):
+    """The (name, value) pairs the dialplan reads, in the order sent.
+    QUEUESTAT goes last: until it is set the dialplan's preset ERROR holds,
+    so an interrupted answer can never look like a complete login."""
+    pairs = [
+        ("QUEUEUSER", number or ""),
+        ("QAGENT_UNAUTHORIZED", "1" if decision.state == DENIED else "0"),
+        ("QMT_REASON", decision.reason),
+    ]
+    if decision.state in (LOGGEDIN, LOGGEDOUT):
+        pairs.append(("QMT_INTERFACE", interface))
+        for index, grant in enumerate(decision.grants, 1):
+            pairs += [("QMT_QUEUE_%d" % index, grant.queue),
+                      ("QMT_PENALTY_%d" % index, str(grant.penalty)),
+                      ("QMT_NAME_%d" % index, grant.member_name)]
+        pairs.append(("QMT_COUNT", str(len(decision.grants))))
+    pairs.append(("QUEUESTAT", decision.state))
+    return pairs
+
+
+# -- members already in queues: `qmt status` and `qmt sweep` ------------------
+
+PERMITTED, REVOKED, NOT_IN_TABLE, UNREADABLE = "permitted", "revoked", "not_in_table", "unreadable"
+
+
+def standing(grants, queue):
+    """How the table stands on a member of `queue`: PERMITTED, REVOKED
+    (disabled), EXPIRED (or not yet valid), NOT_IN_TABLE, or BAD_ROW."""
+    mine = [grant for grant in grants if grant.queue == queue]
+    if not mine:
+        return NOT_IN_TABLE
+    statuses = {grant.status for grant in mine}
+    if ACTIVE in statuses:
+        return PERMITTED
+    if BAD_ROW in statuses:
+        return BAD_ROW
+    if DISABLED in statuses:
+        return REVOKED
+    return EXPIRED
+
+
+def sweep_verdict(member_standing, in_call):
+    """What `qmt sweep` does with one mobile member: 'remove' when its
+    permission is gone, 'wait' when it is gone but the member is on a call
+    (next run), 'keep' otherwise (a bad row is kept: it cannot be judged)."""
+    if member_standing not in (REVOKED, EXPIRED, NOT_IN_TABLE):
+        return "keep"
+    return "wait" if in_call else "remove"

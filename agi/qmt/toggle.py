@@ -1,0 +1,160 @@
+"""One AGI call of queue-mobile-toggle: the wire contract with the dialplan.
+
+Asterisk runs it as ``AGI(queue_mobile_toggle.py,<queue or empty>,<number>)``
+from the dialplan in extensions_queue_mobile_toggle.conf, where <number> is
+``${FILTER(0-9+,${CALLERID(num)})}``. The script decides; the dialplan acts.
+It only reads: the caller number, queue membership (from Asterisk) and the
+allowlist table (through ODBC).
+
+Asterisk writes the AGI start block without escaping newlines, so a caller
+who puts "\nagi_callerid: ..." into his name, the dialled number or a
+diversion header adds lines of his own. The block is therefore read
+strictly: a repeated key, a line that is not "agi_key: value", or a control
+character anywhere refuses the call (DENIED, bad_agi_env). The caller number
+must be the same in agi_callerid (near the top, before any field a caller
+controls) and in the last argument (written by the dialplan). Before it
+answers, the script proves that Asterisk's replies are in step with its
+commands (a random token echoed back), since a forged blank line would end
+the block early and leave the rest to be read as replies; if not, it says
+nothing (ERROR, agi_out_of_sync).
+
+It answers with channel variables, set from validated characters only:
+
+    QUEUEUSER            normalised number, digits only ('' if refused)
+    QUEUESTAT            LOGGEDIN | LOGGEDOUT | DENIED | ERROR (state before)
+    QAGENT_UNAUTHORIZED  1 when DENIED, else 0
+    QMT_INTERFACE        queue member interface, e.g. Local/7911...@ctx/n
+    QMT_COUNT            how many queues to act on
+    QMT_QUEUE_<i>, QMT_PENALTY_<i>, QMT_NAME_<i>   for i = 1..QMT_COUNT
+    QMT_REASON           short token naming why (also in the log line)
+
+Any failure ends in QUEUESTAT=ERROR (or no answer at all, which the dialplan
+also treats as ERROR): never in a login.
+"""
+
+import datetime
+import os
+import signal
+import sys
+import time
+
+from .allowlist import AllowlistRead
+from .config import CONFIG_PATH, ConfigError, load_settings
+from .log import LOG_TAG, decision_line, write_log
+from .pbx import Channel, strict_agi
+from .rules import (DENIED, ERROR, Decision, candidate_queues, decide_all_queues, decide_one_queue,
+                    is_valid_queue_name, normalise_number, printable)
+
+
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def decide(asterisk, settings, number, queue, now, deadline, allowlist=None):
+    """Ask Asterisk (`asterisk`: the AGI Channel, or a read-only AmiView)
+    and the allowlist; return the Decision. The allowlist read starts at
+    once and overlaps the questions to Asterisk."""
+    if queue and not is_valid_queue_name(queue):
+        return Decision(ERROR, "bad_queue_argument")
+    allowlist = allowlist or AllowlistRead(settings, number, now)
+    interface = settings.interface_for(number)
+    if queue:
+        exists = asterisk.queue_exists(queue)
+        member = exists and asterisk.is_member(queue, interface)
+        return decide_one_queue(number, queue, exists, member, lambda: allowlist.lookup(deadline))
+    known = settings.managed_queues + asterisk.persisted_queues()
+    grants, failure = allowlist.lookup(deadline)
+    existing, members, unsure = set(), [], []
+    for candidate in candidate_queues(grants, known):
+        if asterisk.queue_exists(candidate):
+            existing.add(candidate)
+            membership = asterisk.is_member(candidate, interface)
+            if membership:
+                members.append(candidate)
+            elif membership is None:
+                unsure.append(candidate)
+    return decide_all_queues(number, grants, failure, existing, members, unsure)
+
+
+def decide_for_caller(channel, settings, config_problem, now, deadline):
+    """(number, Decision) for this call; number is None when refused early."""
+    if config_problem is not None:
+        return None, Decision(ERROR, "config_error", detail=str(config_problem))
+    if channel.env_problem:
+        return None, Decision(DENIED, "bad_agi_env", detail=channel.env_problem)
+    number = normalise_number(channel.caller_number, **settings.number_rules)
+    if number is None:
+        return None, Decision(DENIED, "invalid_number")
+    # agi_callerid holds only [+0-9] here, so the dialplan's FILTERed copy
+    # of the same caller ID must be the very same text.
+    if channel.dialplan_number != channel.caller_number:
+        return None, Decision(DENIED, "bad_agi_env",
+                              detail="agi_callerid is not the dialplan's caller number (agi_arg_2)")
+    return number, decide(channel, settings, number, channel.queue_argument, now, deadline)
+
+
+def run(agi, settings, config_problem=None, now=None, deadline=None):
+    """One call: decide, answer the dialplan, log one line. Returns the
+    Decision, or None when nothing was answered (the channel went away, or
+    Asterisk's replies could not be trusted)."""
+    from asterisk.agi import AGIException
+    channel = Channel(agi)
+    now = now or utc_now()
+    if deadline is None:
+        deadline = time.monotonic() + (settings.timeout if settings else 0)
+    number, decision = None, None
+    try:
+        if not channel.in_step():
+            # The caller ended the start block early: what we would read
+            # next is his text. Say nothing; the preset ERROR stands.
+            silent = Decision(ERROR, "agi_out_of_sync", detail=channel.env_problem or "")
+            write_log(settings, decision_line(None, channel, silent), True)
+            return None
+        number, decision = decide_for_caller(channel, settings, config_problem, now, deadline)
+        channel.publish(number, decision, settings.interface_for(number) if number else "")
+    except (AGIException, ValueError, EOFError, OSError) as exc:
+        # SIGHUP, EOF, 510/511/520, a broken pipe: the dialplan will not read
+        # an answer, and its preset QUEUESTAT=ERROR stands. Nothing changed.
+        intended = decision or Decision(ERROR, "lookup_interrupted")
+        gone = Decision(intended.state, "channel_gone", intended.grants,
+                        detail="%s before %s" % (type(exc).__name__, intended.reason))
+        write_log(settings, decision_line(number, channel, gone), True)
+        return None
+    line = decision_line(number, channel, decision)
+    write_log(settings, line, decision.state in (DENIED, ERROR))
+    try:
+        channel.verbose(line)
+    except (AGIException, ValueError, EOFError, OSError):
+        pass  # the answer is already set; the console line is a courtesy
+    return decision
+
+
+def main():
+    """The AGI script's entry point. Never returns."""
+    # The default SIGALRM action kills the process: the last resort if a
+    # driver blocks in C past every timeout. The dialplan's preset
+    # QUEUESTAT=ERROR then holds.
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    settings, config_problem = None, None
+    try:
+        settings = load_settings(os.environ.get("QMT_CONFIG", CONFIG_PATH))
+    except ConfigError as problem:
+        config_problem = problem
+    signal.alarm(int(settings.timeout if settings else 0) + 3)
+    exit_code = 0
+    try:
+        run(strict_agi(sys.stdin.buffer, sys.stdout), settings, config_problem)
+    except Exception as exc:  # a bug of ours: fail closed, one line, no traceback
+        where = exc.__traceback__
+        while where.tb_next:
+            where = where.tb_next
+        write_log(settings, "%s: internal error %s at line %d: %s" % (
+            LOG_TAG, type(exc).__name__, where.tb_lineno, printable(exc, 160)), True)
+        exit_code = 1
+    try:
+        sys.stdout.flush()
+    except OSError:
+        pass
+    # A lookup thread abandoned in a blocked driver call must not hold the
+    # process open at interpreter shutdown.
+    os._exit(exit_code)

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Benchmark of `qmt status` and `qmt sweep` on a real Asterisk 22 (the e2e
+chroot, installed by install.sh): 200 mobile members in 5 queues, 150 of
+them permitted in a SQLite allowlist of 10,000 rows, 50 not. Wall time of
+the whole command (process start to exit, run inside the chroot), beside
+`qmt --help` (Python start-up and imports: the floor). Target: under 1 s.
+
+    python3 tests/e2e/bench_qmt.py [--runs 15]     (as root, like the e2e tests)
+
+Not a test: it prints figures; exit 1 if a command failed, 2 if it could not run.
+"""
+
+import argparse
+import sqlite3
+import statistics
+import sys
+import time
+
+import e2elib as L
+
+QUEUES = ("8008", "8010", "8011", "8012", "8013")
+MEMBERS_PER_QUEUE = 40
+
+
+def timed(root, command, runs):
+    times = []
+    for _ in range(runs):
+        started = time.monotonic()
+        p = root.sh(command, timeout=120)
+        times.append(time.monotonic() - started)
+        if p.returncode not in (0, 1):
+            raise SystemExit(f"`{command}` exited {p.returncode}: {p.stderr}")
+    return times
+
+
+def setup_members(root, ast):
+    """Three more queues, 200 mobile members, their rows (150 permitted)."""
+    extra = "".join(f"\n[{q}]\nstrategy = ringall\ntimeout = 15\n" for q in QUEUES[2:])
+    queues_conf = root.p("/etc/asterisk/queues.conf")
+    queues_conf.write_text(queues_conf.read_text() + extra)
+    ast.cli("module reload app_queue.so")
+    numbers = []
+    for qi, queue in enumerate(QUEUES):
+        for i in range(MEMBERS_PER_QUEUE):
+            number = f"7913{qi:02d}{i:05d}"
+            numbers.append((number, queue))
+            ast.ami.action("QueueAdd", Queue=queue, Interface=f"Local/{number}@outbound-allroutes/n")
+    permitted = [row for index, row in enumerate(numbers) if index % 4]
+    filler = [(f"7914{i:07d}", "8008") for i in range(10_000 - len(permitted))]
+    with sqlite3.connect(root.p(L.SQLITE_DB)) as db:
+        db.executemany("INSERT INTO queue_mobile_agents (number, queue) VALUES (?, ?)", permitted + filler)
+    return len(numbers), len(numbers) - len(permitted)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=15)
+    args = ap.parse_args()
+    why = L.why_unavailable()
+    if why:
+        print("bench_qmt: cannot run: " + why, file=sys.stderr)
+        return 2
+    try:
+        with L.installed_pbx("benchqmt") as (root, ast, pyver):
+            members, gone = setup_members(root, ast)
+            rows = [("floor: qmt --help", timed(root, "qmt --help", args.runs)),
+                    ("qmt --json status", timed(root, "qmt --json status", args.runs)),
+                    ("qmt --json sweep (list only)", timed(root, "qmt --json sweep", args.runs))]
+            apply_time = timed(root, "qmt sweep --apply", 1)[0]
+            left = sum(len(ast.member_list(q)) for q in QUEUES)
+    except L.SetupError as e:
+        print("bench_qmt: " + str(e), file=sys.stderr)
+        return 2
+    print(f"qmt on Asterisk in a sid chroot, Python {pyver}: {members} mobile members in {len(QUEUES)} queues, "
+          f"{gone} without permission; allowlist 10,000 rows (SQLite3 ODBC); {args.runs} runs each")
+    print("%-32s %10s %10s %10s" % ("command", "median ms", "max ms", "target"))
+    for name, times in rows:
+        target = "" if name.startswith("floor") else ("< 1 s: MET" if statistics.median(times) < 1 else
+                                                      "< 1 s: MISSED")
+        print("%-32s %10.0f %10.0f %10s" % (name, 1000 * statistics.median(times), 1000 * max(times), target))
+    print("%-32s %10.0f %10s %10s" % ("qmt sweep --apply (removes %d)" % gone, 1000 * apply_time, "",
+                                      "< 1 s: MET" if apply_time < 1 else "< 1 s: MISSED"))
+    print(f"members left after the sweep: {left} (want {members - gone})")
+    return 0 if left == members - gone else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

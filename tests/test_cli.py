@@ -1,0 +1,129 @@
+"""The `qmt` command against a real SQLite3 ODBC allowlist (its commands
+that need Asterisk run in tests/e2e/test_e2e_qmt.py)."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+N = "79112223344"
+
+
+def qmt(toggle, *args, config=None):
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "agi"), **toggle.env)
+    return subprocess.run([sys.executable, "-m", "qmt", "--config", config or toggle.config, *args],
+                          capture_output=True, text=True, env=env, timeout=60)
+
+
+def rows(toggle):
+    return [tuple(row) for row in toggle.allowlist.execute(
+        "SELECT number, queue, penalty, member_name, enabled FROM queue_mobile_agents ORDER BY number, queue")]
+
+
+def assert_one_line_error(result, code, words):
+    assert result.returncode == code, result
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("qmt: "), result.stderr
+    assert words in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args", [["--help"], ["check", "--help"], ["sweep", "--help"], ["allow", "--help"]])
+def test_help_names_the_exit_codes(toggle, args):
+    result = qmt(toggle, *args)
+    assert result.returncode == 0
+    for code in ("0  done", "1  done, and it found a problem", "2  usage", "3  Asterisk's manager"):
+        assert code in result.stdout
+
+
+def test_usage_errors_exit_2(toggle):
+    for args in (["bogus"], ["allow", N], ["allow", N, "--queue", "80 08"], ["check"]):
+        assert qmt(toggle, *args).returncode == 2, args
+
+
+@pytest.mark.parametrize("typed", ["8 (911) 222-33-44", "+7 911 222 33 44", "9112223344", "7-911-222-33-44"])
+def test_allow_stores_a_typed_number_as_the_agi_will_match_it(toggle, typed):
+    result = qmt(toggle, "allow", typed, "--queue", "8008", "--name", "Ivan Petrov", "--penalty", "2")
+    assert result.returncode == 0, result.stderr
+    assert rows(toggle) == [(N, "8008", 2, "Ivan Petrov", 1)]
+    assert toggle.call(N, "8008").state == "LOGGEDOUT"           # the AGI finds it
+
+
+@pytest.mark.parametrize("typed", ["12345", "+7 911 abc", "7911;DROP TABLE x", "٧٩١١٢٢٢٣٣٤٤", ""])
+def test_allow_refuses_a_number_no_call_could_match(toggle, typed):
+    result = qmt(toggle, "allow", typed, "--queue", "8008")
+    assert_one_line_error(result, 2, "cannot be a caller's number")
+    assert rows(toggle) == []
+
+
+def test_allow_again_updates_the_row_and_enables_it(toggle):
+    toggle.allowlist.add(N, "8008", penalty=1, enabled=0)
+    result = qmt(toggle, "allow", N, "--queue", "8008", "--penalty", "5")
+    assert result.returncode == 0 and result.stdout.startswith("updated")
+    assert rows(toggle) == [(N, "8008", 5, None, 1)]
+
+
+def test_allow_with_a_window_is_judged_by_the_agi(toggle):
+    assert qmt(toggle, "allow", N, "--queue", "8008", "--from", "2001-01-01", "--until", "2002-01-01 12:30") \
+        .returncode == 0
+    assert toggle.call(N, "8008").state == "DENIED"                # expired
+    listed = json.loads(qmt(toggle, "--json", "list").stdout)["rows"]
+    assert [(r["number"], r["queue"], r["status"]) for r in listed] == [(N, "8008", "expired")]
+    assert qmt(toggle, "allow", N, "--queue", "8008", "--until", "2001-01-01", "--from", "2002-01-01") \
+        .returncode == 2
+
+
+def test_revoke_deletes_the_rows_then_finds_nothing(toggle):
+    toggle.allowlist.add(N, "8008")
+    toggle.allowlist.add(N, "8010")
+    result = qmt(toggle, "revoke", N, "--queue", "8010")
+    assert result.returncode == 0 and rows(toggle) == [(N, "8008", 0, None, 1)]
+    assert qmt(toggle, "revoke", "8 911 222 33 44").returncode == 0 and rows(toggle) == []
+    assert qmt(toggle, "revoke", N).returncode == 1
+
+
+def test_list_shows_each_row_judged(toggle):
+    toggle.allowlist.add(N, "8008", member_name="Ivan")
+    toggle.allowlist.add("79990001122", "8010", enabled=0)
+    result = qmt(toggle, "list")
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == [
+        "79112223344 queue 8008 penalty 0 name 'Ivan': active",
+        "79990001122 queue 8010 penalty 0 name '79990001122': disabled"]
+
+
+def test_a_database_that_cannot_be_reached_is_exit_3_and_one_line(toggle):
+    toggle.configure(connection="DSN=no_such_dsn;PWD=hunter2")
+    for args in (["list"], ["allow", N, "--queue", "8008"], ["revoke", N]):
+        result = qmt(toggle, *args)
+        assert_one_line_error(result, 3, "db_unknown_dsn")
+        assert "hunter2" not in result.stderr
+
+
+def closed_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_asterisk_that_cannot_be_reached_is_exit_3_and_one_line(toggle):
+    toggle.configure(extra="\n[ami]\nport = %d\nusername = qmt\nsecret = s\n" % closed_port())
+    for args in (["status"], ["sweep", "--apply"], ["check", N]):
+        assert_one_line_error(qmt(toggle, *args), 3, "cannot reach Asterisk's manager at 127.0.0.1:")
+
+
+def test_doctor_names_each_failure_and_exits_1(toggle):
+    toggle.configure(extra="\n[ami]\nport = %d\nusername = qmt\nsecret = s\n" % closed_port())
+    result = qmt(toggle, "doctor")
+    assert result.returncode == 1
+    assert "[PASS]    database: table queue_mobile_agents reachable as root: 0 row(s)" in result.stdout
+    assert "[FAIL]    ami: cannot reach Asterisk's manager" in result.stdout
+
+
+def test_a_bad_config_is_one_line(toggle, tmp_path):
+    bad = tmp_path / "bad.conf"
+    bad.write_text("[member]\ninterface = nothing\n")
+    assert_one_line_error(qmt(toggle, "list", config=str(bad)), 3, "member.interface must contain {number}")
