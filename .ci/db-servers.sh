@@ -66,7 +66,9 @@ mariadb_ready() { mariadb_admin -e 'SELECT 1' && tcp_open "$MYSQL_PORT"; }
 if mariadb_ready >/dev/null 2>&1; then
     say "MariaDB already runs (socket $MYSQL_SOCKET, 127.0.0.1:$MYSQL_PORT)"
 else
-    [ -x /usr/sbin/mariadbd ] && command -v mysql >/dev/null || apt_install mariadb-server
+    if ! [ -x /usr/sbin/mariadbd ] || ! command -v mysql >/dev/null; then
+        apt_install mariadb-server
+    fi
     [ "$(id -u)" = 0 ] || die "MariaDB is not running and only root can start it"
     install -d -o mysql -g mysql -m 0755 "$(dirname "$MYSQL_SOCKET")"
     say "starting MariaDB"
@@ -91,7 +93,7 @@ if pg_isready -q -h 127.0.0.1 -p "$PG_PORT"; then
     say "PostgreSQL already runs (127.0.0.1:$PG_PORT)"
 else
     [ "$(id -u)" = 0 ] || die "PostgreSQL is not running and only root can start it"
-    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    version=$(find /etc/postgresql -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | sort -V | tail -n 1)
     [ -n "$version" ] || die "no PostgreSQL cluster under /etc/postgresql"
     say "starting PostgreSQL $version/main"
     pg_ctlcluster --skip-systemctl-redirect "$version" main start \

@@ -3,7 +3,7 @@
 # machine, then runs the whole suite (unit, AGI-level, three database
 # backends, end-to-end on a real Asterisk 22 in a Debian sid chroot).
 #
-#   sudo tests/run.sh [pytest arguments]
+#   tests/run.sh [pytest arguments]      (as root; a non-root admin: sudo tests/run.sh)
 #
 # Steps: Debian packages (unixODBC and its three drivers, debootstrap, GNU
 # time, python3-venv; MariaDB and PostgreSQL servers when none runs), the
@@ -16,7 +16,7 @@ cd "$repo"
 say() { echo "tests/run.sh: $*"; }
 
 PACKAGES=(unixodbc libsqliteodbc odbc-mariadb odbc-postgresql debootstrap time
-          python3-venv sqlite3 ca-certificates)
+          python3-venv sqlite3 ca-certificates shellcheck)
 
 missing_packages() {
     local p

@@ -1,0 +1,51 @@
+"""Lint is part of the test command: ruff on the Python code, shellcheck on
+the shell scripts. A finding fails the run."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# pyflakes, pycodestyle errors and warnings; the line length of setup.cfg's [flake8].
+RUFF = ["check", "--isolated", "--line-length", "120", "--select", "E,F,W", "agi", "tests"]
+SHELL_SCRIPTS = ["install.sh", "tests/run.sh", ".ci/run", ".ci/db-servers.sh"]
+
+
+def tool(name, path):
+    if path and os.path.exists(path):
+        return path
+    message = "%s is not installed (tests/run.sh installs it)" % name
+    if IN_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip("LINT SKIPPED: " + message)
+
+
+def test_ruff_finds_nothing():
+    ruff = tool("ruff", os.path.join(os.path.dirname(sys.executable), "ruff"))
+    result = subprocess.run([ruff] + RUFF, cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_shellcheck_finds_nothing():
+    shellcheck = tool("shellcheck", shutil.which("shellcheck"))
+    scripts = [path for path in SHELL_SCRIPTS if os.path.exists(os.path.join(REPO, path))]
+    assert len(scripts) == len(SHELL_SCRIPTS), "a script moved: update SHELL_SCRIPTS"
+    result = subprocess.run([shellcheck, "--severity=style"] + scripts, cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_linters_really_look(tmp_path):
+    """A known finding in a copy must be reported, so a silent linter cannot pass."""
+    ruff = tool("ruff", os.path.join(os.path.dirname(sys.executable), "ruff"))
+    (tmp_path / "bad.py").write_text("import os\n")
+    assert subprocess.run([ruff, "check", "--isolated", "--select", "F", "bad.py"], cwd=tmp_path,
+                          capture_output=True).returncode == 1
+    shellcheck = tool("shellcheck", shutil.which("shellcheck"))
+    (tmp_path / "bad.sh").write_text("#!/bin/bash\necho $1\n")
+    assert subprocess.run([shellcheck, "bad.sh"], cwd=tmp_path, capture_output=True).returncode == 1
+
