@@ -25,7 +25,9 @@ DEAD_CHANNEL_COMMANDS = {"GET VARIABLE", "GET FULL VARIABLE", "SET VARIABLE", "V
                          "NOOP", "EXEC", "DATABASE GET", "DATABASE PUT", "DATABASE DEL"}
 # (command, number of arguments after it) for the commands this fake knows.
 KNOWN_COMMANDS = {"GET VARIABLE": 1, "GET FULL VARIABLE": (1, 2), "SET VARIABLE": 2,
-                  "VERBOSE": (1, 2), "ANSWER": 0, "NOOP": (0, 1), "HANGUP": (0, 1)}
+                  "VERBOSE": (1, 2), "ANSWER": 0, "NOOP": (0, 1), "HANGUP": (0, 1),
+                  "GET DATA": (1, 3), "STREAM FILE": (2, 3),
+                  "DATABASE GET": 2, "DATABASE PUT": 3, "DATABASE DEL": 2}
 
 
 def parse_agi_args(line):
@@ -75,6 +77,7 @@ class AgiRun:
         self.stderr = ""
         self.elapsed = 0.0
         self.killed_by_peer = False
+        self.prompts = []        # files played by GET DATA / STREAM FILE, in order
 
     def get(self, name, default=None):
         return self.variables.get(name, default)
@@ -103,6 +106,10 @@ class FakeAsterisk:
         # persistentmembers=yes: queues with members are keys in astdb.
         self.persistent_members = persistent_members
         self.channel_vars = {}
+        self.astdb = {}          # (family, key) -> value, kept across runs like Asterisk's
+        # What the caller keys in at each GET DATA, in turn: digits (ended
+        # by # or the maximum), "" for silence (the timeout), None to hang up.
+        self.keyed = []
 
     # -- dialplan functions and variables --------------------------------
     def read_variable(self, name):
@@ -275,4 +282,29 @@ class FakeAsterisk:
         if command == "VERBOSE":
             result.verbose.append(args[0])
             return "200 result=1\n"
+        if command in ("GET DATA", "STREAM FILE"):
+            result.prompts.append(args[0])
+            return self._keyed_reply(args) if command == "GET DATA" else "200 result=0 endpos=800\n"
+        if command.startswith("DATABASE"):
+            return self._database(command, args)
         return "200 result=0\n"
+
+    def _keyed_reply(self, args):
+        """res_agi's GET DATA: the digits, '(timeout)' when the caller
+        stopped short of the maximum without #, -1 on hangup."""
+        keyed = self.keyed.pop(0) if self.keyed else ""
+        if keyed is None:
+            return "200 result=-1\n"
+        most = int(args[2]) if len(args) > 2 else 255
+        digits = keyed.split("#")[0][:most]
+        ended = "#" in keyed or len(digits) >= most
+        return "200 result=%s%s\n" % (digits, "" if ended else " (timeout)")
+
+    def _database(self, command, args):
+        key = (args[0], args[1])
+        if command == "DATABASE GET":
+            return "200 result=1 (%s)\n" % self.astdb[key] if key in self.astdb else "200 result=0\n"
+        if command == "DATABASE PUT":
+            self.astdb[key] = args[2]
+            return "200 result=1\n"
+        return "200 result=%d\n" % (self.astdb.pop(key, None) is not None)

@@ -127,3 +127,41 @@ def test_a_bad_config_is_one_line(toggle, tmp_path):
     bad = tmp_path / "bad.conf"
     bad.write_text("[member]\ninterface = nothing\n")
     assert_one_line_error(qmt(toggle, "list", config=str(bad)), 3, "member.interface must contain {number}")
+
+
+# -- PINs: hash-pin and allow --pin read the PIN from stdin, never argv --------
+
+def qmt_with_stdin(toggle, text, *args):
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "agi"), **toggle.env)
+    return subprocess.run([sys.executable, "-m", "qmt", "--config", toggle.config, *args], input=text,
+                          capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_hash_pin_prints_a_hash_of_the_pin_read_from_stdin(toggle):
+    from qmt.pin import verify_pin
+    result = qmt_with_stdin(toggle, "2468\n", "hash-pin")
+    assert result.returncode == 0 and "2468" not in result.stdout
+    assert verify_pin("2468", result.stdout.strip())
+
+
+@pytest.mark.parametrize("pin", ["123", "12a4", "１２３４", "123456789", ""])
+def test_hash_pin_refuses_what_is_not_a_pin(toggle, pin):
+    assert_one_line_error(qmt_with_stdin(toggle, pin + "\n", "hash-pin"), 2, "a PIN is 4 to 8 digits")
+
+
+def test_hash_pin_has_no_pin_argument(toggle):
+    assert qmt_with_stdin(toggle, "", "hash-pin", "2468").returncode == 2
+
+
+def test_allow_with_pin_stores_its_hash_and_the_agi_asks_for_it(toggle):
+    from qmt.pin import verify_pin
+    result = qmt_with_stdin(toggle, "2468\n", "allow", N, "--queue", "8008", "--pin")
+    assert result.returncode == 0 and result.stdout.strip().endswith("with a PIN")
+    stored = toggle.allowlist.execute("SELECT pin_hash FROM queue_mobile_agents")[0][0]
+    assert verify_pin("2468", stored)
+    toggle.asterisk.keyed = ["2468#"]
+    run = toggle.call(N, "8008")
+    assert (run.state, run.prompts) == ("LOGGEDOUT", ["agent-pass"])
+    # allow again without --pin keeps the PIN
+    assert qmt(toggle, "allow", N, "--queue", "8008", "--penalty", "3").returncode == 0
+    assert toggle.allowlist.execute("SELECT pin_hash FROM queue_mobile_agents")[0][0] == stored

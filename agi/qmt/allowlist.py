@@ -13,7 +13,7 @@ import time
 from .rules import LookupFailure, judge_row, printable
 
 TABLE = "queue_mobile_agents"
-COLUMNS = "queue, penalty, member_name, enabled, valid_from, valid_until"
+COLUMNS = "queue, penalty, member_name, enabled, valid_from, valid_until, pin_hash"
 # One query, by the primary key's leading column; validity is judged in
 # Python so that the three backends' date types need no SQL dialect.
 SELECT_ROWS = "SELECT " + COLUMNS + " FROM " + TABLE + " WHERE number = ?"
@@ -192,18 +192,21 @@ def grants_by_number(rows, now):
     return table
 
 
-def allow(connection_string, timeout, number, queue, penalty, name, valid_from, valid_until):
-    """Insert or update the row of (number, queue), enabled; 'added' or 'updated'."""
+def allow(connection_string, timeout, number, queue, penalty, name, valid_from, valid_until, pin_hash=None):
+    """Insert or update the row of (number, queue), enabled; 'added' or
+    'updated'. An update keeps the row's PIN unless a new hash is given."""
     values = (penalty, name, valid_from, valid_until)
+    set_pin = ", pin_hash = ?" if pin_hash else ""
 
     def upsert(cursor):
         cursor.execute("UPDATE " + TABLE + " SET penalty = ?, member_name = ?, enabled = 1, "
-                       "valid_from = ?, valid_until = ? WHERE number = ? AND queue = ?",
-                       *values, number, queue)
+                       "valid_from = ?, valid_until = ?" + set_pin + " WHERE number = ? AND queue = ?",
+                       *values, *([pin_hash] if pin_hash else []), number, queue)
         if cursor.rowcount > 0:
             return "updated"
         cursor.execute("INSERT INTO " + TABLE + " (number, queue, penalty, member_name, enabled, "
-                       "valid_from, valid_until) VALUES (?, ?, ?, ?, 1, ?, ?)", number, queue, *values)
+                       "valid_from, valid_until, pin_hash) VALUES (?, ?, ?, ?, 1, ?, ?, ?)",
+                       number, queue, *values, pin_hash)
         return "added"
     return bounded(connection_string, timeout, upsert)
 

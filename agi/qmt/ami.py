@@ -129,3 +129,37 @@ class AmiView:
     def persisted_queues(self):
         """Every queue: AMI sees all members, persisted or not."""
         return [queue for queue in self._queues if is_valid_queue_name(queue)]
+
+
+# -- astdb through Asterisk's control socket (asterisk -rx) -------------------
+# The PIN lockout records live in astdb, which AMI reaches only with the
+# 'system' right (restart and worse): qmt asks the CLI socket instead, as
+# root or the asterisk user.
+
+def asterisk_cli(command, timeout=10):
+    """The output of `asterisk -rx COMMAND`; AmiError when Asterisk cannot be asked."""
+    import subprocess
+    try:
+        done = subprocess.run(["asterisk", "-rx", command], capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise AmiError("cannot ask Asterisk (asterisk -rx): %s" % (getattr(exc, "strerror", "") or
+                                                                  type(exc).__name__)) from None
+    if done.returncode != 0 or "Unable to connect to remote asterisk" in done.stdout + done.stderr:
+        raise AmiError("cannot ask Asterisk (asterisk -rx): is it running, and may this user use its socket?")
+    return done.stdout
+
+
+def astdb_family(family):
+    """{key: value} of one astdb family ("database show")."""
+    values = {}
+    for line in asterisk_cli("database show %s" % family).splitlines():
+        key, sep, value = line.partition(":")
+        prefix = "/%s/" % family
+        if sep and key.strip().startswith(prefix):
+            values[key.strip()[len(prefix):]] = value.strip()
+    return values
+
+
+def astdb_delete(family, key):
+    """True when the entry was there and is gone."""
+    return "removed" in asterisk_cli("database del %s %s" % (family, key)).lower()

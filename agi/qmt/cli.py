@@ -22,7 +22,8 @@ import time
 from . import allowlist as db
 from .config import CONFIG_PATH, ConfigError, load_settings
 from .log import LOG_TAG, write_log
-from .ami import AmiError, AmiView, ami_from_settings, member_in_call
+from .ami import AmiError, AmiView, ami_from_settings, astdb_delete, astdb_family, member_in_call
+from .pin import ASTDB_FAMILY, LockRecord, hash_pin, is_pin
 from .rules import (MAX_PENALTY, UNREADABLE, is_valid_queue_name, number_in_interface, printable, standing,
                     sweep_verdict, typed_number, without_passwords)
 from .toggle import decide, utc_now
@@ -53,7 +54,9 @@ def cmd_check(args, settings):
         decision = decide(AmiView(ami), settings, number, queue or "", now,
                           time.monotonic() + settings.timeout, allowlist=read)
     grants, failure = read.lookup(time.monotonic())
+    lock = lock_of(number)
     report = {
+        "pin_lockout": lock,
         "number": number, "interface": settings.interface_for(number),
         "rows": [grant_dict(grant) for grant in grants or []],
         "allowlist_error": failure.reason if failure else None,
@@ -63,10 +66,13 @@ def cmd_check(args, settings):
     lines = ["number:    %s" % number, "interface: %s" % report["interface"]]
     lines += ["row:       %s" % describe_grant(row) for row in report["rows"]] or \
         ["rows:      none" + (" (allowlist unreadable: %s)" % failure.reason if failure else "")]
+    lines.append("pin:       %s" % describe_lock(lock))
     lines.append("decision:  %s, action %s%s (reason=%s)" % (
         decision.state, decision.action, " " + ",".join(decision.queues) if decision.queues else "",
         decision.reason) + (" %s" % report["decision"]["detail"] if decision.detail else ""))
     emit(args, report, lines)
+    if decision.action != "none" and lock and lock["locked"]:
+        return PROBLEM                           # the PIN step would refuse it now
     if failure and decision.action == "none":
         return UNREACHABLE
     return OK if decision.action != "none" else PROBLEM
@@ -110,9 +116,10 @@ def cmd_allow(args, settings):
     if starts and ends and ends <= starts:
         raise UsageError("--until must be after --from")
     name = (args.name or "").strip() or None
-    done = write(settings, args.dsn, db.allow, number, queue, args.penalty, name, starts, ends)
-    emit(args, {"number": number, "queue": queue, "result": done},
-         ["%s: %s may log in to queue %s" % (done, number, queue)])
+    pin_hash = hash_pin(read_pin(settings)) if args.pin else None
+    done = write(settings, args.dsn, db.allow, number, queue, args.penalty, name, starts, ends, pin_hash)
+    emit(args, {"number": number, "queue": queue, "result": done, "pin": bool(pin_hash)},
+         ["%s: %s may log in to queue %s%s" % (done, number, queue, " with a PIN" if pin_hash else "")])
     return OK
 
 
@@ -133,6 +140,25 @@ def cmd_list(args, settings):
     emit(args, {"rows": listed}, ["%s %s" % (row["number"], describe_grant(row)) for row in listed]
          or ["the allowlist is empty"])
     return OK
+
+
+def cmd_hash_pin(args, settings):
+    """The pin_hash column's value for a PIN read from the terminal (twice,
+    not shown) or from stdin; never from the command line."""
+    pin = read_pin(settings)
+    emit(args, {"pin_hash": hash_pin(pin)}, [hash_pin(pin)])
+    return OK
+
+
+def cmd_unlock(args, settings):
+    number = number_argument(args.number, settings)
+    try:
+        removed = astdb_delete(ASTDB_FAMILY, number)
+    except AmiError as error:
+        raise Unreachable(str(error)) from None
+    emit(args, {"number": number, "unlocked": removed},
+         ["%s: %s" % (number, "unlocked: its wrong PINs are forgotten" if removed else "had no lockout record")])
+    return OK if removed else PROBLEM
 
 
 def cmd_doctor(args, settings):
@@ -191,6 +217,10 @@ def mobile_members(settings, queue):
         table, table_error = db.grants_by_number(db.read_table(settings.connection, settings.timeout), now), None
     except db.DatabaseError as error:
         table, table_error = None, error.reason
+    try:
+        locks = {n: LockRecord.parse(text).locked(int(time.time())) for n, text in astdb_family(ASTDB_FAMILY).items()}
+    except AmiError:
+        locks = {}                               # no CLI socket: the lockout is simply not shown
     members = []
     for queue_name, listed in sorted(queues.items()):
         for member in listed:
@@ -204,7 +234,7 @@ def mobile_members(settings, queue):
                 "name": member.get("Name", ""), "standing": judged, "in_call": in_call,
                 "paused": member.get("Paused") == "1", "paused_reason": member.get("PausedReason", ""),
                 "login_time": epoch_text(member.get("LoginTime")), "calls_taken": member.get("CallsTaken", ""),
-                "verdict": sweep_verdict(judged, in_call),
+                "verdict": sweep_verdict(judged, in_call), "pin_locked": locks.get(number, False),
             })
     return members, table_error
 
@@ -243,6 +273,44 @@ def read_rows(settings, dsn, queue):
         return db.read_table("DSN=" + dsn if dsn else settings.connection, settings.timeout, queue=queue)
     except db.DatabaseError as error:
         raise Unreachable("allowlist: %s: %s" % (error.reason, without_passwords(error.detail))) from None
+
+
+def read_pin(settings):
+    """A PIN from the terminal, asked twice and not shown; from stdin (one
+    line) when that is not a terminal. Only digits, of the configured length."""
+    import getpass
+    shortest, longest = (settings.pin_min_length, settings.pin_max_digits) if settings else (4, 8)
+    if sys.stdin.isatty():
+        pin = getpass.getpass("PIN: ")
+        if getpass.getpass("PIN again: ") != pin:
+            raise UsageError("the two PINs differ")
+    else:
+        pin = sys.stdin.readline().rstrip("\r\n")
+    if not is_pin(pin, shortest, longest):
+        raise UsageError("a PIN is %d to %d digits 0-9, nothing else" % (shortest, longest))
+    return pin
+
+
+def lock_of(number):
+    """The number's PIN lockout record from astdb, or None when there is none
+    (or Asterisk's CLI cannot be asked)."""
+    try:
+        text = astdb_family(ASTDB_FAMILY).get(number)
+    except AmiError:
+        return None
+    if not text:
+        return None
+    record = LockRecord.parse(text)
+    return {"failures": record.failures, "locked": record.locked(int(time.time())),
+            "locked_until": epoch_text(record.locked_until)}
+
+
+def describe_lock(lock):
+    if not lock:
+        return "no wrong PINs on record"
+    if lock["locked"]:
+        return "LOCKED until %s (qmt unlock clears it)" % lock["locked_until"]
+    return "%d wrong PIN(s) on record" % lock["failures"]
 
 
 def sweep_timer():
@@ -297,7 +365,7 @@ def describe_grant(row):
 
 
 def member_line(m):
-    flags = [m["standing"]] + (["in call"] if m["in_call"] else []) + \
+    flags = [m["standing"]] + (["in call"] if m["in_call"] else []) + (["PIN locked"] if m["pin_locked"] else []) + \
         (["paused" + (" (%s)" % m["paused_reason"] if m["paused_reason"] else "")] if m["paused"] else [])
     since = " since %s" % m["login_time"] if m["login_time"] else ""
     return "queue %s %s (%s)%s: %s" % (m["queue"], m["number"], m["name"] or "-", since, ", ".join(flags))
@@ -355,6 +423,7 @@ def parser():
     sub.add_argument("--from", dest="valid_from", metavar="TIME", help="valid from (UTC)")
     sub.add_argument("--until", metavar="TIME", help="valid until, not including (UTC)")
     sub.add_argument("--dsn", help="ODBC DSN of an account that may write (server backends)")
+    sub.add_argument("--pin", action="store_true", help="ask for a PIN (twice, not shown) and store its hash")
     sub = command("revoke", cmd_revoke, "delete NUMBER's rows (of one queue)")
     sub.add_argument("number")
     sub.add_argument("--queue")
@@ -362,6 +431,9 @@ def parser():
     sub = command("list", cmd_list, "the rows of the allowlist, judged now")
     sub.add_argument("--queue")
     sub.add_argument("--dsn", help="ODBC DSN to read instead of the config's connection")
+    command("hash-pin", cmd_hash_pin, "print the pin_hash value of a PIN (read from the terminal, not argv)")
+    sub = command("unlock", cmd_unlock, "forget NUMBER's wrong PINs, ending a lockout")
+    sub.add_argument("number")
     command("doctor", cmd_doctor, "check the installation (config, database, manager, sweep timer)")
     return top
 
@@ -373,7 +445,10 @@ def main(argv=None):
     try:
         settings = load_settings(args.config)
     except ConfigError as problem:
-        return fail(PROBLEM if args.command == "doctor" else UNREACHABLE, "config: %s" % problem)
+        if args.command == "hash-pin":         # a DBA may hash on a machine without the toggle
+            settings = None
+        else:
+            return fail(PROBLEM if args.command == "doctor" else UNREACHABLE, "config: %s" % problem)
     try:
         return args.handler(args, settings)
     except UsageError as problem:

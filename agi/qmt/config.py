@@ -34,6 +34,20 @@ class Settings:
         self.ami_port = _port(get("ami", "port", fallback="5038"))
         self.ami_username = get("ami", "username", fallback="").strip()
         self.ami_secret = get("ami", "secret", fallback="").strip()
+        # PINs (README, Security): who needs one, how long to wait, the lockout.
+        self.pin_required = _yes_no(get("pin", "required", fallback="no"), "pin.required")
+        self.pin_for_logout = _yes_no(get("pin", "for_logout", fallback="no"), "pin.for_logout")
+        self.pin_min_length = _whole(get("pin", "min_length", fallback="4"), "pin.min_length", 1, 12)
+        self.pin_max_digits = _whole(get("pin", "max_digits", fallback="8"), "pin.max_digits", 1, 12)
+        self.pin_digit_timeout = _whole(get("pin", "digit_timeout", fallback="5"), "pin.digit_timeout", 1, 30)
+        self.pin_tries = _whole(get("pin", "tries", fallback="3"), "pin.tries", 1, 5)
+        self.lockout_failures = _whole(get("pin", "lockout_failures", fallback="5"), "pin.lockout_failures", 1, 100)
+        self.lockout_window = 60 * _whole(get("pin", "lockout_window", fallback="15"), "pin.lockout_window",
+                                          1, 1440)
+        self.lockout_time = 60 * _whole(get("pin", "lockout_minutes", fallback="15"), "pin.lockout_minutes",
+                                        1, 10080)
+        if self.pin_min_length > self.pin_max_digits:
+            raise ConfigError("pin.min_length must not exceed pin.max_digits")
         if not self.connection:
             raise ConfigError("database.connection is empty")
         if self.syslog_facility not in SYSLOG_FACILITIES:
@@ -67,6 +81,20 @@ def _positive_int(text, key):
     text = text.strip()
     if not text or set(text) - ASCII_DIGITS or not 0 < int(text) <= MAX_DIGITS:
         raise ConfigError("%s must be a whole number from 1 to %d" % (key, MAX_DIGITS))
+    return int(text)
+
+
+def _yes_no(text, key):
+    value = text.strip().lower()
+    if value not in ("yes", "no", "true", "false", "1", "0", "on", "off"):
+        raise ConfigError("%s must be yes or no" % key)
+    return value in ("yes", "true", "1", "on")
+
+
+def _whole(text, key, low, high):
+    text = text.strip()
+    if not text or set(text) - ASCII_DIGITS or len(text) > 6 or not low <= int(text) <= high:
+        raise ConfigError("%s must be a whole number from %d to %d" % (key, low, high))
     return int(text)
 
 

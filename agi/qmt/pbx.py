@@ -159,6 +159,24 @@ class Channel:
         return [queue for queue in (part.strip() for part in listed.split(","))
                 if is_valid_queue_name(queue)]
 
+    # -- the PIN dialogue: every argument is built from checked characters --
+    def keyed_digits(self, prompt, timeout_ms, max_digits):
+        """GET DATA: what the caller keyed after the prompt ('' for silence).
+        DTMF is hostile: anything but ASCII digits counts as nothing."""
+        digits = self.agi.execute("GET DATA", prompt, timeout_ms, max_digits)["result"][0]
+        return digits if digits.isascii() and digits.isdigit() and len(digits) <= max_digits else ""
+
+    def play(self, prompt):
+        self.agi.execute("STREAM FILE", prompt, '""')
+
+    def astdb_get(self, family, key):
+        """The value, or '' when there is none."""
+        result, value = self.agi.execute("DATABASE GET", family, key)["result"]
+        return value if result == "1" else ""
+
+    def astdb_put(self, family, key, value):
+        self.agi.execute("DATABASE PUT", family, key, value)
+
     def publish(self, number, decision, interface):
         for name, value in answer_variables(number, decision, interface):
             self.agi.set_variable(name, value)

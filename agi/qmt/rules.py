@@ -7,6 +7,8 @@ No I/O and no imports of the other modules: what the AGI, `qmt check`,
 import datetime
 import re
 
+from .pin import hashes_to_check, is_pin_hash
+
 LOGGEDIN, LOGGEDOUT, DENIED, ERROR = "LOGGEDIN", "LOGGEDOUT", "DENIED", "ERROR"
 
 ASCII_DIGITS = frozenset("0123456789")
@@ -120,16 +122,18 @@ def as_utc_naive(value):
 class Grant:
     """One allowlist row, judged: may this number be a member of `queue`
     now? `status` says why (ACTIVE, DISABLED, EXPIRED, NOT_YET_VALID,
-    BAD_ROW); `problem` names what is wrong with a bad row."""
+    BAD_ROW); `problem` names what is wrong with a bad row; `pin_hash` is
+    the row's PIN hash (None: no PIN)."""
 
-    __slots__ = ("queue", "penalty", "member_name", "status", "problem")
+    __slots__ = ("queue", "penalty", "member_name", "status", "problem", "pin_hash")
 
-    def __init__(self, queue, penalty, member_name, status, problem=None):
+    def __init__(self, queue, penalty, member_name, status, problem=None, pin_hash=None):
         self.queue = queue
         self.penalty = penalty
         self.member_name = member_name
         self.status = status
         self.problem = problem
+        self.pin_hash = pin_hash
 
     @property
     def active(self):
@@ -141,9 +145,10 @@ class Grant:
 
 def judge_row(row, number, now):
     """Turn a raw (queue, penalty, member_name, enabled, valid_from,
-    valid_until) row into a Grant; a row that is malformed never grants.
-    None for a row whose queue name could never be used."""
+    valid_until[, pin_hash]) row into a Grant; a row that is malformed never
+    grants. None for a row whose queue name could never be used."""
     queue, penalty, member_name, enabled, valid_from, valid_until = row[:6]
+    pin_hash = (row[6] if len(row) > 6 else None) or None
     queue = queue.strip() if isinstance(queue, str) else queue
     if not is_valid_queue_name(queue):
         return None
@@ -154,7 +159,10 @@ def judge_row(row, number, now):
     penalty = _as_penalty(penalty)
     if penalty is None:
         return Grant(queue, 0, number, BAD_ROW, "bad_penalty")
-    return Grant(queue, penalty, safe_member_name(member_name, number), _row_status(enabled, starts, ends, now))
+    if pin_hash is not None and not is_pin_hash(pin_hash):
+        return Grant(queue, 0, number, BAD_ROW, "bad_pin_hash")    # never a login without its PIN
+    return Grant(queue, penalty, safe_member_name(member_name, number), _row_status(enabled, starts, ends, now),
+                 pin_hash=pin_hash)
 
 
 def _row_status(enabled, starts, ends, now):
@@ -284,6 +292,27 @@ def decide_all_queues(number, grants, lookup_failure, existing, members, unsure=
     if broken:
         return Decision(ERROR, "bad_row", detail=notes)
     return Decision(DENIED, "not_permitted")
+
+
+def pin_needed(decision, lookup, required, for_logout):
+    """Whether a call must enter a PIN: (ask, the hashes it must match, the
+    reason it is refused whatever is keyed, or None). `lookup()` gives the
+    allowlist answer (grants, failure). With `required`, a stranger and a
+    row without a PIN are asked too, and refused like a wrong PIN, so that
+    probing tells nothing. A logout asks only with `for_logout`, and only
+    while the table can be read: a member may always leave."""
+    if decision.state == LOGGEDOUT:
+        hashes = hashes_to_check(decision.grants)
+        if hashes or required:
+            return True, hashes, None if hashes else "pin_not_set"
+    elif decision.state == DENIED and decision.reason == "not_permitted" and required:
+        return True, [], "not_permitted"
+    elif decision.state == LOGGEDIN and for_logout:
+        grants, failure = lookup()
+        hashes = [] if failure else hashes_to_check([g for g in grants if g.queue in decision.queues])
+        if hashes:
+            return True, hashes, None
+    return False, [], None
 
 
 def answer_variables(number, decision, interface):

@@ -42,8 +42,9 @@ from .allowlist import AllowlistRead
 from .config import CONFIG_PATH, ConfigError, load_settings
 from .log import LOG_TAG, decision_line, write_log
 from .pbx import Channel, strict_agi
+from .pin import ASTDB_FAMILY, LockRecord, verify_pin
 from .rules import (DENIED, ERROR, Decision, candidate_queues, decide_all_queues, decide_one_queue,
-                    is_valid_queue_name, normalise_number, printable)
+                    is_valid_queue_name, normalise_number, pin_needed, printable)
 
 
 def utc_now():
@@ -77,20 +78,67 @@ def decide(asterisk, settings, number, queue, now, deadline, allowlist=None):
 
 
 def decide_for_caller(channel, settings, config_problem, now, deadline):
-    """(number, Decision) for this call; number is None when refused early."""
+    """(number, Decision, AllowlistRead) for this call; number and the read
+    are None when the call is refused before any lookup."""
     if config_problem is not None:
-        return None, Decision(ERROR, "config_error", detail=str(config_problem))
+        return None, Decision(ERROR, "config_error", detail=str(config_problem)), None
     if channel.env_problem:
-        return None, Decision(DENIED, "bad_agi_env", detail=channel.env_problem)
+        return None, Decision(DENIED, "bad_agi_env", detail=channel.env_problem), None
     number = normalise_number(channel.caller_number, **settings.number_rules)
     if number is None:
-        return None, Decision(DENIED, "invalid_number")
+        return None, Decision(DENIED, "invalid_number"), None
     # agi_callerid holds only [+0-9] here, so the dialplan's FILTERed copy
     # of the same caller ID must be the very same text.
     if channel.dialplan_number != channel.caller_number:
         return None, Decision(DENIED, "bad_agi_env",
-                              detail="agi_callerid is not the dialplan's caller number (agi_arg_2)")
-    return number, decide(channel, settings, number, channel.queue_argument, now, deadline)
+                              detail="agi_callerid is not the dialplan's caller number (agi_arg_2)"), None
+    allowlist = AllowlistRead(settings, number, now)
+    return number, decide(channel, settings, number, channel.queue_argument, now, deadline, allowlist), allowlist
+
+
+# Seconds a prompt of the PIN dialogue may take (agent-pass, agent-incorrect).
+PROMPT_SECONDS = 8
+
+
+def pin_dialogue_seconds(settings):
+    """The whole dialogue's bound: every try's prompts and a wait for every
+    digit, so a slow typist is never cut off; a stalled Asterisk still is."""
+    per_try = 2 * PROMPT_SECONDS + settings.pin_digit_timeout * (settings.pin_max_digits + 1)
+    return int(settings.timeout) + settings.pin_tries * per_try + 3
+
+
+def check_pin(channel, settings, number, decision, allowlist, deadline):
+    """The PIN step: the decision itself when no PIN is needed or the right
+    one was keyed; else DENIED (wrong_pin, locked_out, pin_not_set or the
+    refusal it had). Wrong PINs of a listed number count toward its lockout
+    in astdb; a locked number is asked all the same and refused."""
+    ask, hashes, refusal = pin_needed(decision, lambda: allowlist.lookup(deadline),
+                                      settings.pin_required, settings.pin_for_logout)
+    if not ask:
+        return decision
+    signal.alarm(pin_dialogue_seconds(settings))
+    counted = refusal is None                     # no astdb records for strangers
+    now = int(time.time())
+    record = LockRecord.parse(channel.astdb_get(ASTDB_FAMILY, number)) if counted else LockRecord()
+    locked_before = record.locked(now)
+    for _ in range(settings.pin_tries):
+        keyed = channel.keyed_digits("agent-pass", 1000 * settings.pin_digit_timeout, settings.pin_max_digits)
+        if counted and not record.locked(now) and keyed and all(verify_pin(keyed, h) for h in hashes):
+            if record.failures:
+                channel.astdb_put(ASTDB_FAMILY, number, LockRecord().text())
+            return Decision(decision.state, decision.reason, decision.grants,
+                            detail=" ".join(filter(None, [decision.detail, "pin=ok"])))
+        if counted and not record.locked(now):
+            record = record.after_failure(now, settings.lockout_failures, settings.lockout_window,
+                                          settings.lockout_time)
+            channel.astdb_put(ASTDB_FAMILY, number, record.text())
+        channel.play("agent-incorrect")
+    if record.locked(now):
+        reason = "locked_out"
+        detail = "locked before this call" if locked_before else "locked by this call"
+    else:
+        reason, detail = refusal or "wrong_pin", "%d tries" % settings.pin_tries
+    return Decision(DENIED, reason, detail=detail)
 
 
 def run(agi, settings, config_problem=None, now=None, deadline=None):
@@ -110,7 +158,9 @@ def run(agi, settings, config_problem=None, now=None, deadline=None):
             silent = Decision(ERROR, "agi_out_of_sync", detail=channel.env_problem or "")
             write_log(settings, decision_line(None, channel, silent), True)
             return None
-        number, decision = decide_for_caller(channel, settings, config_problem, now, deadline)
+        number, decision, allowlist = decide_for_caller(channel, settings, config_problem, now, deadline)
+        if number is not None:
+            decision = check_pin(channel, settings, number, decision, allowlist, deadline)
         channel.publish(number, decision, settings.interface_for(number) if number else "")
     except (AGIException, ValueError, EOFError, OSError) as exc:
         # SIGHUP, EOF, 510/511/520, a broken pipe: the dialplan will not read

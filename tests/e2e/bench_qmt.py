@@ -67,7 +67,7 @@ def main():
                     ("qmt --json status", timed(root, "qmt --json status", args.runs)),
                     ("qmt --json sweep (list only)", timed(root, "qmt --json sweep", args.runs))]
             apply_time = timed(root, "qmt sweep --apply", 1)[0]
-            left = sum(len(ast.member_list(q)) for q in QUEUES)
+            left = sum(len(ast.members(q)) for q in QUEUES)   # QueueStatus: no buffer limit
     except L.SetupError as e:
         print("bench_qmt: " + str(e), file=sys.stderr)
         return 2

@@ -407,6 +407,12 @@ exten => _X!,1,Answer()
  same => n,Wait(3)
  same => n,Hangup()
 
+; the caller's keypad: once the toggle answers, the caller's side of the
+; Local call keys the slot's DTMF, then stays on the line
+[qmt-keypad]
+exten => _X!,1,SendDTMF(${{FILE({CALLS_DIR}/${{EXTEN}}.keys)}})
+ same => n,Wait(60)
+
 ; a waiting customer: the far end of an originated Queue() call
 [qmt-customer-stub]
 exten => _X!,1,Answer()
@@ -489,7 +495,8 @@ def _fields(names):
     return " ".join(f"{n}=${{{n}}}" for n in names)
 
 
-PROMPTS = ["agent-loginok", "agent-loggedoff", "pbx-invalid", "sorry-youre-having-problems"] + \
+PROMPTS = ["agent-loginok", "agent-loggedoff", "pbx-invalid", "sorry-youre-having-problems", "agent-pass",
+           "agent-incorrect"] + \
     [f"digits/{d}" for d in range(10)]
 
 
@@ -704,12 +711,14 @@ class Asterisk:
         self.cli("database deltree Queue/PersistentMembers")
 
     # ------------------------------------------------------------- calls
-    def prepare(self, cid, target="s", name="E2E", dnid=None, rdnis=None):
+    def prepare(self, cid, target="s", name="E2E", dnid=None, rdnis=None, keys=None):
         """A new call slot: its caller ID, name, target and (only if given)
-        DNID and RDNIS, as files FILE() reads."""
+        DNID, RDNIS and what the caller keys (SendDTMF's text: w is half a
+        second's pause), as files FILE() reads."""
         self.slot += 1
         d = self.root.p(CALLS_DIR)
-        for ext, val in (("cid", cid), ("target", target), ("name", name), ("dnid", dnid), ("rdnis", rdnis)):
+        for ext, val in (("cid", cid), ("target", target), ("name", name), ("dnid", dnid), ("rdnis", rdnis),
+                         ("keys", keys)):
             f = d / f"{self.slot}.{ext}"
             if val is None:                 # not set on the channel at all
                 f.unlink(missing_ok=True)
@@ -720,12 +729,19 @@ class Asterisk:
 
     def originate(self, slots, context="qmt-caller"):
         """Start the calls of these slots at the same instant (one AMI write)."""
-        ids = self.ami.send_batch([("Originate", {"Channel": f"Local/{slot}@{context}", "Application": "Wait",
-                                                  "Data": "60", "Async": "true", "Timeout": "30000"})
+        ids = self.ami.send_batch([("Originate", {"Channel": f"Local/{slot}@{context}", **self._caller_side(slot),
+                                                  "Async": "true", "Timeout": "30000"})
                                    for slot in slots])
         for r in self.ami.responses(ids):
             if r.get("Response") != "Success":
                 raise AssertionError(f"Originate refused: {r}")
+
+    def _caller_side(self, slot):
+        """What the caller's side of the Local call does once answered: key
+        the slot's DTMF (context qmt-keypad) or just wait."""
+        if self.root.p(CALLS_DIR).joinpath(f"{slot}.keys").exists():
+            return {"Context": "qmt-keypad", "Exten": str(slot), "Priority": "1"}
+        return {"Application": "Wait", "Data": "60"}
 
     def place(self, cid, target="s", context="qmt-caller", **fields):
         """Originate one call; returns its slot (no wait). fields: name, dnid, rdnis."""
@@ -894,7 +910,9 @@ def prompts(lines):
     """Sound files played, in order, from a call's log lines."""
     out = []
     for line in lines:
-        m = re.search(r"Playing '([^']+?)(?:\.\w+)?' \(language", line)
+        # file.c's line, or res_agi's for STREAM FILE (escape digits and offset first)
+        m = re.search(r"Playing '([^']+?)(?:\.\w+)?' (?:\(escape_digits=[^)]*\) \(sample_offset \d+\) )?\(language",
+                      line)
         if m:
             out.append(m.group(1))
     return out

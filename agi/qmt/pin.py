@@ -1,0 +1,84 @@
+"""PINs against caller-ID spoofing: the stored hash, and the lockout rules.
+
+Pure (the standard library only, no I/O but the salt): the AGI keeps the
+lockout record in Asterisk's astdb and asks for the digits; `qmt hash-pin`
+makes the hash for the table's pin_hash column.
+
+A hash is "pbkdf2_sha256$<iterations>$<salt hex>$<digest hex>": the
+parameters travel with it, so raising ITERATIONS later keeps old hashes
+valid. A PIN has few digits, so the hash mostly protects a leaked table for
+a while; what stops guessing on the phone is the lockout.
+"""
+
+import hashlib
+import hmac
+import os
+import re
+
+SCHEME = "pbkdf2_sha256"
+ITERATIONS = 150_000          # about 50 ms here: see tests/bench_agi.py --pin
+HASH = re.compile(r"pbkdf2_sha256\$(\d{4,7})\$([0-9a-f]{32})\$([0-9a-f]{64})\Z")
+ASTDB_FAMILY = "qmt-pin"      # key: the number; value: LockRecord.text()
+
+
+def is_pin(text, min_length=4, max_length=12):
+    """Only ASCII digits (not Arabic-Indic or full-width), of an allowed length."""
+    return isinstance(text, str) and min_length <= len(text) <= max_length and \
+        all("0" <= char <= "9" for char in text)
+
+
+def hash_pin(pin, iterations=ITERATIONS, salt=None):
+    salt = os.urandom(16) if salt is None else salt
+    digest = hashlib.pbkdf2_hmac("sha256", pin.encode("ascii"), salt, iterations)
+    return "%s$%d$%s$%s" % (SCHEME, iterations, salt.hex(), digest.hex())
+
+
+def is_pin_hash(stored):
+    return isinstance(stored, str) and bool(HASH.match(stored.strip()))
+
+
+def verify_pin(pin, stored):
+    """True only for the right PIN; any malformed input is simply wrong."""
+    match = HASH.match(stored.strip()) if isinstance(stored, str) else None
+    if match is None or not is_pin(pin, 1, 64):
+        return False
+    iterations, salt, digest = int(match.group(1)), bytes.fromhex(match.group(2)), bytes.fromhex(match.group(3))
+    return hmac.compare_digest(hashlib.pbkdf2_hmac("sha256", pin.encode("ascii"), salt, iterations), digest)
+
+
+class LockRecord:
+    """Wrong PINs of one number: how many since `first` (epoch seconds) and
+    until when it is locked (0: not locked)."""
+
+    __slots__ = ("failures", "first", "locked_until")
+
+    def __init__(self, failures=0, first=0, locked_until=0):
+        self.failures, self.first, self.locked_until = failures, first, locked_until
+
+    @classmethod
+    def parse(cls, text):
+        """From astdb; anything unreadable counts as no record."""
+        parts = (text or "").strip().split(",")
+        if len(parts) != 3 or not all(part.isascii() and part.isdigit() and len(part) <= 12 for part in parts):
+            return cls()
+        return cls(*(int(part) for part in parts))
+
+    def text(self):
+        return "%d,%d,%d" % (self.failures, self.first, self.locked_until)
+
+    def locked(self, now):
+        return now < self.locked_until
+
+    def after_failure(self, now, max_failures, window, lock_seconds):
+        """The record after one more wrong PIN at `now`: failures older than
+        the window start a new count; the max-th within it locks."""
+        failures, first = (self.failures + 1, self.first) if now - self.first < window else (1, now)
+        if failures >= max_failures:
+            return LockRecord(0, now, now + lock_seconds)
+        return LockRecord(failures, first, self.locked_until)
+
+
+def hashes_to_check(grants):
+    """The distinct pin_hash values of the grants a call acts on (every one
+    must accept the PIN); empty when none needs one."""
+    return sorted({grant.pin_hash.strip() for grant in grants if getattr(grant, "pin_hash", None)})
