@@ -11,7 +11,6 @@ a while; what stops guessing on the phone is the lockout.
 """
 
 import hashlib
-import hmac
 import os
 import re
 
@@ -39,6 +38,7 @@ def is_pin_hash(stored):
 
 def verify_pin(pin, stored):
     """True only for the right PIN; any malformed input is simply wrong."""
+    import hmac  # here: a call without a PIN never pays for it
     match = HASH.match(stored.strip()) if isinstance(stored, str) else None
     if match is None or not is_pin(pin, 1, 64):
         return False
