@@ -478,14 +478,18 @@ ini_with_value() {  # ini_with_value SECTION KEY VALUE: an existing KEY of [SECT
                 if (tolower(k) == tolower(key) && match($0, /=[[:space:]]*/)) $0 = substr($0, 1, RSTART + RLENGTH - 1) val }
         { print }'
 }
-ini_set() {  # ini_set SECTION KEY VALUE: KEY of [SECTION] set to VALUE, added at its end if missing
+ini_set() {  # ini_set SECTION KEY VALUE: KEY of [SECTION] set to VALUE; a missing KEY goes right
+            # under the [SECTION] line, since an #include may follow the section's last key
     awk -v sec="$1" -v key="$2" -v val="$3" '
-        function add() { if (insec && !done) { print key " = " val; done = 1 } }
-        /^[[:space:]]*\[/ { add(); s = $0; gsub(/^[[:space:]]*\[|\][[:space:]]*$/, "", s); insec = (tolower(s) == tolower(sec)); print; next }
+        { line[NR] = $0 }
+        /^[[:space:]]*\[/ { s = $0; gsub(/^[[:space:]]*\[|\][[:space:]]*$/, "", s); insec = (tolower(s) == tolower(sec))
+                            if (insec && !head) head = NR; next }
         insec { k = $0; sub(/[[:space:]]*=.*/, "", k); gsub(/^[[:space:]]+/, "", k)
-                if (tolower(k) == tolower(key) && !done) { print key " = " val; done = 1; next } }
-        { print }
-        END { add() }'
+                if (tolower(k) == tolower(key) && !at) at = NR }
+        END { for (i = 1; i <= NR; i++) {
+                  if (i == at) { print key " = " val; continue }
+                  print line[i]
+                  if (i == head && !at) print key " = " val } }'
 }
 without_include_line() { grep -vE "$INCLUDE_RE" || [ $? = 1 ]; }   # grep: 1 = no line left
 

@@ -231,3 +231,24 @@ def test_grant_file_refuses_to_run_without_a_password(kind, request):
     accounts = ("SELECT COUNT(*) FROM mysql.user WHERE user LIKE 'qmt_agi_nopw_%'" if kind is MariaDB
                 else "SELECT COUNT(*) FROM pg_roles WHERE rolname LIKE 'qmt_agi_nopw_%'")
     assert server.admin_sql(None, accounts).strip() == "0"
+
+
+# ------------------------------------------------ qmt writes with the AGI account
+
+def test_qmt_allow_needs_a_writer_where_the_agi_account_only_reads(backend_toggle):
+    """SQLite: the config's connection writes. The servers' AGI account may
+    only SELECT: qmt says so in one line, exit 3, and nothing is written."""
+    import subprocess
+    import sys
+    toggle = backend_toggle
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "agi"), **toggle.env)
+    done = subprocess.run([sys.executable, "-m", "qmt", "--config", toggle.config, "allow", NUMBER,
+                           "--queue", "8008"], capture_output=True, text=True, env=env, timeout=60)
+    if toggle.backend == "sqlite":
+        assert done.returncode == 0, done.stderr
+        assert call(toggle, queue="8008").state == "LOGGEDOUT"
+    else:
+        assert done.returncode == 3 and "Traceback" not in done.stderr
+        assert "may not write to the allowlist (it should only SELECT): give a writer account with --dsn NAME" \
+            in done.stderr and done.stderr.count("\n") == 1
+        assert call(toggle, queue="8008").state == "DENIED"

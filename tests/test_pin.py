@@ -166,3 +166,14 @@ def test_a_row_with_a_malformed_pin_hash_never_logs_in(toggle):
                              N, "2468")                       # a PIN typed where its hash belongs
     run = call(toggle, ["2468#"])
     assert (run.state, run.get("QMT_REASON"), run.prompts) == ("ERROR", "bad_row", [])
+
+
+def test_the_alarm_lets_the_slowest_typist_finish_every_try(toggle):
+    """The last-resort alarm during the PIN dialogue outlasts every prompt
+    and every digit waited for, in every try, yet is finite."""
+    from qmt.config import load_settings
+    from qmt.toggle import PROMPT_SECONDS, pin_dialogue_seconds
+    toggle.configure(extra="\n[pin]\ndigit_timeout = 30\nmax_digits = 12\ntries = 5\n")
+    settings = load_settings(toggle.config)
+    slowest = settings.pin_tries * (2 * PROMPT_SECONDS + 30 * (12 + 1))
+    assert slowest < pin_dialogue_seconds(settings) <= slowest + int(settings.timeout) + 3

@@ -469,3 +469,19 @@ def test_missing_os_package_is_installed_with_apt(throwaway_root):
     p = root.install("--no-apt")
     assert p.returncode == 0 and "[note]    packages: --no-apt given; missing: sqlite3" in p.stdout
     assert root.sh("command -v sqlite3").returncode != 0
+
+
+def test_manager_interface_off_is_reported_and_turned_on_only_when_asked(throwaway_root):
+    root = throwaway_root
+    root.write("/etc/asterisk/manager.conf", "[general]\nenabled = no\nport = 5038\n", mode=0o640,
+               owner="root:asterisk")
+    p = root.install("--wheelhouse", L.WHEELS_IN_ROOT)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "[note]    ami: the manager interface is off in /etc/asterisk/manager.conf" in p.stdout
+    assert "enabled = no" in root.p("/etc/asterisk/manager.conf").read_text()
+    p = root.install("--wheelhouse", L.WHEELS_IN_ROOT, "--enable-ami")
+    assert "[changed] ami: turned the manager interface on in /etc/asterisk/manager.conf (--enable-ami)" in p.stdout
+    general = configparser.ConfigParser(strict=False)
+    general.read_string(root.p("/etc/asterisk/manager.conf").read_text().split("#include")[0])
+    assert (general["general"]["enabled"], general["general"]["bindaddr"]) == ("yes", "127.0.0.1")
+    assert root.install("--check").returncode == 1          # no Asterisk runs here: the manager is not reachable
