@@ -9,8 +9,9 @@ the same run and interleaved with it, a baseline process that only does
 `import pyodbc, asterisk.agi`: the figures that matter are the ratios, since
 this machine is shared and noisy. The package is byte-compiled first
 (compileall), so it is imported from .pyc files as from the venv that pip
-fills: PYTHONDONTWRITEBYTECODE would otherwise have every run compile it. Prints median, p95 and peak RSS; targets: median <= 1.15 x
-baseline in every cell, peak RSS <= 30 MB.
+fills: PYTHONDONTWRITEBYTECODE would otherwise have every run compile it.
+Prints median, p95 and peak RSS; targets: median <= 1.15 x baseline in
+every cell, peak RSS <= 30 MB.
 
     python3 tests/bench_agi.py [--runs 40]
 
