@@ -2,6 +2,8 @@
 DTMF with SendDTMF, the installed script asks with GET DATA, the lockout
 lives in Asterisk's astdb, `qmt unlock` clears it."""
 
+import re
+
 import pytest
 
 import e2elib as L
@@ -35,9 +37,12 @@ def pins(clean):
     clean.ast.cli("database deltree qmt-pin")
 
 
-def set_pin_options(pbx, text):
+def set_pin_option(pbx, key, value):
+    """One key of the config's [pin] section (the example install.sh copies has them all)."""
     conf = pbx.root.p(CONF)
-    conf.write_text(conf.read_text() + "\n[pin]\n" + text + "\n")
+    text, changed = re.subn(rf"^{key} = .*$", f"{key} = {value}", conf.read_text(), count=1, flags=re.M)
+    assert changed == 1, f"no '{key} =' line in {CONF}"
+    conf.write_text(text)
 
 
 def call(pbx, *pins, caller=NUM, target="8008"):
@@ -83,7 +88,7 @@ def test_wrong_pins_across_calls_lock_out_until_qmt_unlock(pins):
 
 
 def test_with_pins_required_a_stranger_hears_what_a_wrong_pin_hears(pins):
-    set_pin_options(pins, "required = yes")
+    set_pin_option(pins, "required", "yes")
     wrong = call(pins, "1111", "2222", "3333")
     stranger = call(pins, PIN, PIN, PIN, caller=STRANGER)
     assert (stranger["QUEUESTAT"], stranger["QMT_REASON"]) == ("DENIED", "not_permitted")
@@ -98,7 +103,7 @@ def test_logout_needs_no_pin_by_default_but_does_with_for_logout(pins):
     assert (r["QUEUESTAT"], r["RQMSTATUS"]) == ("LOGGEDIN", "REMOVED")
     assert L.prompts(r["_log"]) == ["agent-loggedoff"]
 
-    set_pin_options(pins, "for_logout = yes")
+    set_pin_option(pins, "for_logout", "yes")
     assert call(pins, PIN)["AQMSTATUS"] == "ADDED"
     r = call(pins, "1111", "2222", "3333")
     assert (r["QUEUESTAT"], r["QMT_REASON"]) == ("DENIED", "wrong_pin")
