@@ -729,9 +729,9 @@ def test_a_stalled_asterisk_ends_the_script_by_its_alarm(world, callerid, at, st
 
 # -- findings: what the properties found in agi/qmt, kept as failing examples ---
 
-@pytest.mark.xfail(strict=True, reason="finding: pyst2 reads a reply that starts with 520 until a '520 ' line; a "
-                   "caller who ends the start block early with a forged '520-' line makes the echo check wait for "
-                   "it until the alarm kills the script (-SIGALRM after timeout + 3 s, and no log line)")
+# Found by the properties: pyst2 reads a reply that starts with 520 until a
+# '520 ' line, so the echo check waited for the alarm (-SIGALRM, no log
+# line). The echo is now compared as raw text.
 @counted("findings")
 def test_a_forged_520_line_in_the_start_block_ends_the_call_at_once(world):
     run = world.call(FORKED, STRANGER, fields={"agi_calleridname": "x\n\n520-forged"}, config="quick")
@@ -739,12 +739,14 @@ def test_a_forged_520_line_in_the_start_block_ends_the_call_at_once(world):
     assert "reason=agi_out_of_sync" in run.log[0]
 
 
-@pytest.mark.xfail(strict=True, reason="finding: pyst2's reply regex (re_kv) takes time quadratic in a run of word "
-                   "characters; a caller who ends the start block early with a forged reply line of 16 KB "
-                   "(MAX_AGI_LINE) holds the script ~2-3 s of CPU per call, several such replies outlast the alarm")
+# Found by the properties: pyst2's reply regex takes time quadratic in a run
+# of word characters, so a forged 16 KB reply line held the script for
+# seconds. Lines are now capped near Asterisk's longest, and the forged
+# reply never reaches pyst2's parser.
 @counted("findings")
-def test_a_forged_long_reply_line_costs_the_script_under_a_second(world):
-    forged = "x\n\n200 result=1 (" + "x" * (MAX_AGI_LINE - 30)
-    run = world.call(FORKED, STRANGER, fields={"agi_calleridname": forged})
-    check_run(run, STRANGER)
-    assert run.elapsed < 1.0
+def test_a_forged_long_reply_line_never_reaches_pyst2s_parser(world):
+    for length in (MAX_AGI_LINE - 30, 4 * MAX_AGI_LINE):
+        forged = "x\n\n200 result=1 (" + "x" * length
+        run = world.call(FORKED, STRANGER, fields={"agi_calleridname": forged})
+        check_run(run, STRANGER)
+        assert "reason=agi_out_of_sync" in run.log[0]

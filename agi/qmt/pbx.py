@@ -9,9 +9,10 @@ import re
 from .rules import answer_variables, is_valid_queue_name, printable
 
 AGI_KEY = re.compile(r"agi_[a-z0-9_]{1,32}\Z")
-# Asterisk's own lines are far shorter; a longer one is cut and then fails
-# the "agi_key: value" test.
-MAX_AGI_LINE = 16384
+# The longest line Asterisk sends a script: a GET FULL VARIABLE answer of
+# 4095 bytes and its "200 result=1 (...)". A longer one is no Asterisk's
+# (and pyst2's reply regex costs time quadratic in its length).
+MAX_AGI_LINE = 4200
 MAX_START_LINES = 100
 # GET FULL VARIABLE reads a dialplan function into a 4096-byte buffer
 # (VAR_BUF_SIZE): an answer this long may have been cut short.
@@ -37,6 +38,10 @@ class AgiClosed(EOFError):
     """Asterisk closed its end of the AGI pipe."""
 
 
+class AgiLineTooLong(ValueError):
+    """A line longer than MAX_AGI_LINE came from Asterisk's side."""
+
+
 class AgiInput:
     """Asterisk's side of the pipe, a line at a time, for pyst2. At EOF it
     raises instead of returning '' (pyst2's 520 loop would read '' forever
@@ -49,6 +54,8 @@ class AgiInput:
         raw = self._binary.readline(MAX_AGI_LINE)
         if not raw:
             raise AgiClosed("Asterisk closed the AGI pipe")
+        if len(raw) >= MAX_AGI_LINE and not raw.endswith(b"\n"):
+            raise AgiLineTooLong("a line longer than %d bytes" % MAX_AGI_LINE)
         return raw.decode("utf-8", "replace")
 
 
@@ -62,6 +69,8 @@ def read_start_block(stream):
             line = stream.readline()
         except AgiClosed:
             return env, problem or "start block cut short by EOF"
+        except AgiLineTooLong:
+            return env, problem or "start block line longer than %d bytes" % MAX_AGI_LINE
         if line in ("\n", ""):
             return env, problem
         problem = problem or start_line_problem(line, env)
@@ -130,15 +139,16 @@ class Channel:
     def in_step(self):
         """True when Asterisk's reply to this command is the one we read:
         a random token must come back. A stale start-block line or a reply
-        forged by the caller cannot carry it."""
-        from asterisk.agi import AGIError, AGIHangup
+        forged by the caller cannot carry it. The reply is compared as raw
+        text: pyst2's parser would wait forever on a forged '520-' line."""
         token = "qmt" + os.urandom(8).hex()
+        self.agi.test_hangup()                      # as pyst2's execute() does first
+        self.agi.send_command("GET FULL VARIABLE", '"%s"' % token)
         try:
-            return self.agi.get_full_variable(token) == token
-        except AGIHangup:
-            raise
-        except (AGIError, ValueError):  # pyst2's verdicts on a line that is no reply
+            reply = self.agi.stdin.readline()
+        except AgiLineTooLong:
             return False
+        return reply.rstrip("\n") == "200 result=1 (%s)" % token
 
     def queue_exists(self, queue):
         return self.agi.get_variable("QUEUE_EXISTS(%s)" % queue).strip() == "1"
