@@ -27,7 +27,7 @@ DEAD_CHANNEL_COMMANDS = {"GET VARIABLE", "GET FULL VARIABLE", "SET VARIABLE", "V
 KNOWN_COMMANDS = {"GET VARIABLE": 1, "GET FULL VARIABLE": (1, 2), "SET VARIABLE": 2,
                   "VERBOSE": (1, 2), "ANSWER": 0, "NOOP": (0, 1), "HANGUP": (0, 1),
                   "GET DATA": (1, 3), "STREAM FILE": (2, 3),
-                  "DATABASE GET": 2, "DATABASE PUT": 3, "DATABASE DEL": 2}
+                  "DATABASE GET": 2, "DATABASE PUT": 3, "DATABASE DEL": 2, "EXEC": (1, 2)}
 
 
 def parse_agi_args(line):
@@ -274,11 +274,15 @@ class FakeAsterisk:
                 return "200 result=0\n" if limit == GET_VARIABLE_BUFFER else "200 result=1 ()\n"
             return "200 result=1 (%s)\n" % value[:limit - 1]
         if command == "SET VARIABLE":
-            name, value = args
-            self.channel_vars[name] = value
-            result.variables[name] = value
-            result.set_order.append(name)
+            self._set(result, *args)
             return "200 result=1\n"
+        if command == "EXEC":
+            if args[0].lower() != "mset":
+                return "200 result=-2\n"          # res_agi: no such application
+            for pair in (args[1] if len(args) > 1 else "").split(","):   # MSet: name=value,...
+                name, _, value = pair.partition("=")
+                self._set(result, name.strip(), value)
+            return "200 result=0\n"
         if command == "VERBOSE":
             result.verbose.append(args[0])
             return "200 result=1\n"
@@ -288,6 +292,11 @@ class FakeAsterisk:
         if command.startswith("DATABASE"):
             return self._database(command, args)
         return "200 result=0\n"
+
+    def _set(self, result, name, value):
+        self.channel_vars[name] = value
+        result.variables[name] = value
+        result.set_order.append(name)
 
     def _keyed_reply(self, args):
         """res_agi's GET DATA: the digits, '(timeout)' when the caller

@@ -315,14 +315,14 @@ def test_a_stalled_asterisk_cannot_hold_the_script_forever(toggle):
 @pytest.mark.parametrize("reply", [
     "510 Invalid or unknown command",
     "511 Command Not Permitted on a dead channel or intercept routine",
-    "520-Invalid command syntax.  Proper usage follows:\n Usage: SET VARIABLE\n520 End of proper usage.",
+    "520-Invalid command syntax.  Proper usage follows:\n Usage: EXEC\n520 End of proper usage.",
 ])
 def test_error_replies_end_the_script_cleanly_without_an_answer(toggle, reply):
     toggle.allowlist.add(N, "8008")
     run = toggle.call(N, "8008",
-                      reply_override=lambda command, args: reply if command == "SET VARIABLE" else None)
+                      reply_override=lambda command, args: reply if command == "EXEC" else None)
     assert_ended_early(toggle, run)
-    assert sum(1 for c in run.commands if c.startswith("SET VARIABLE")) == 1
+    assert sum(1 for c in run.commands if c.startswith("EXEC")) == 1
 
 
 def test_refused_verbose_keeps_the_answer(toggle):

@@ -300,14 +300,14 @@ COMMANDS = [re.compile(pattern % dict(queue=QUEUE, number=NUMBER)) for pattern i
     r'GET VARIABLE "QUEUE_EXISTS\((?P<queue>%(queue)s)\)"',
     r'GET FULL VARIABLE "\$\{QUEUE_MEMBER_LIST\((?P<queue>%(queue)s)\)\}"',
     r'GET FULL VARIABLE "\$\{DB_KEYS\(Queue/PersistentMembers\)\}"',
-    r'SET VARIABLE "(?P<name>[A-Z_0-9]{1,32})" "(?P<value>[^"\\]*)"',
+    r'EXEC MSet "(?P<pairs>[^"\\]*)"',
     r'VERBOSE "(?P<line>[^"\\]*)" 1',
     r'GET DATA agent-pass [1-9]\d{3,4} [1-9]\d?',
     r'STREAM FILE agent-incorrect ""',
     r'DATABASE GET qmt-pin (?P<number>%(number)s)',
     r'DATABASE PUT qmt-pin (?P<number>%(number)s) \d{1,12},\d{1,12},\d{1,12}',
 )]
-SET_COMMAND = COMMANDS[4]
+ANSWER_COMMAND = COMMANDS[4]
 MEMBER_NAME = r"(?:[^\W\d_]|[0-9 ._-]){1,64}"  # rules.safe_member_name: letters of any script, digits, " ._-"
 VALUES = [(re.compile(name), re.compile(value)) for name, value in (
     (r"QUEUEUSER", r"(?:%s)?" % NUMBER),
@@ -320,7 +320,7 @@ VALUES = [(re.compile(name), re.compile(value)) for name, value in (
     (r"QMT_NAME_[1-9]\d{0,2}", MEMBER_NAME),
     (r"QUEUESTAT", r"LOGGEDIN|LOGGEDOUT|DENIED|ERROR"),
 )]
-USAGE_520 = "520-Invalid command syntax.  Proper usage follows:\n Usage: SET VARIABLE\n520 End of proper usage."
+USAGE_520 = "520-Invalid command syntax.  Proper usage follows:\n Usage: EXEC\n520 End of proper usage."
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # The PIN as a whole number (not inside a timestamp of a lockout record), the hash's salt or digest.
 SECRETS = re.compile(r"(?<!\d)%s(?!\d)|%s|%s" % (PIN, PIN_HASH.split("$")[2], PIN_HASH.split("$")[3]))
@@ -360,9 +360,15 @@ def keyed_pins(keyed):
     return [None if entry is None else entry.split("#")[0][:PIN_CONFIG["max_digits"]] for entry in keyed]
 
 
+def answer_pairs(pairs):
+    """MSet's argument as (name, value) pairs, in order."""
+    return [tuple(pair.split("=", 1)) if "=" in pair else (pair, None) for pair in pairs.split(",")]
+
+
 def answer_of(run):
     """{name: value} of what the script told the dialplan, from its commands."""
-    return {match["name"]: match["value"] for match in map(SET_COMMAND.fullmatch, run.commands) if match}
+    return {name: value for match in map(ANSWER_COMMAND.fullmatch, run.commands) if match
+            for name, value in answer_pairs(match["pairs"])}
 
 
 def check_run(run, callerid, stalled=False):
@@ -406,9 +412,8 @@ def check_commands(run, callerid):
             assert DECISION_LINE.fullmatch(slots["line"]), command
         if "number" in slots:  # a lockout record: only for a number whose row has a PIN
             assert slots["number"] == number == P, command
-        if "name" in slots:
-            name, value = slots["name"], slots["value"]
-            assert any(p.fullmatch(name) and v.fullmatch(value) for p, v in VALUES), command
+        for name, value in answer_pairs(slots["pairs"]) if "pairs" in slots else ():
+            assert value is not None and any(p.fullmatch(name) and v.fullmatch(value) for p, v in VALUES), command
             if name == "QUEUEUSER" and value:
                 assert value == number, command
             if name == "QMT_INTERFACE":

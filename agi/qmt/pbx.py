@@ -188,8 +188,12 @@ class Channel:
         self.agi.execute("DATABASE PUT", family, key, value)
 
     def publish(self, number, decision, interface):
-        for name, value in answer_variables(number, decision, interface):
-            self.agi.set_variable(name, value)
+        """The whole answer in one command (MSet, in the order of
+        answer_variables): one round trip instead of a dozen, and the
+        dialplan sees all of it or none. Every value is built from checked
+        characters, none of them a comma, quote or backslash."""
+        pairs = ",".join("%s=%s" % pair for pair in answer_variables(number, decision, interface))
+        self.agi.execute("EXEC", "MSet", '"%s"' % pairs)
 
     def verbose(self, line):
         self.agi.verbose(line, 1)

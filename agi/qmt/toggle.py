@@ -18,7 +18,8 @@ commands (a random token echoed back), since a forged blank line would end
 the block early and leave the rest to be read as replies; if not, it says
 nothing (ERROR, agi_out_of_sync).
 
-It answers with channel variables, set from validated characters only:
+It answers with channel variables, all in one `EXEC MSet` (QUEUESTAT last),
+set from validated characters only:
 
     QUEUEUSER            normalised number, digits only ('' if refused)
     QUEUESTAT            LOGGEDIN | LOGGEDOUT | DENIED | ERROR (state before)
