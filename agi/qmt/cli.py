@@ -51,8 +51,7 @@ def cmd_check(args, settings):
     now = utc_now()
     read = db.AllowlistRead(settings, number, now)
     with manager(settings) as ami:
-        decision = decide(AmiView(ami), settings, number, queue or "", now,
-                          time.monotonic() + settings.timeout, allowlist=read)
+        decision = decide(AmiView(ami), settings, number, queue or "", time.monotonic() + settings.timeout, read)
     grants, failure = read.lookup(time.monotonic())
     lock = lock_of(number)
     report = {
@@ -117,7 +116,7 @@ def cmd_allow(args, settings):
         raise UsageError("--until must be after --from")
     name = (args.name or "").strip() or None
     pin_hash = hash_pin(read_pin(settings)) if args.pin else None
-    done = write(settings, args.dsn, db.allow, number, queue, args.penalty, name, starts, ends, pin_hash)
+    done = with_allowlist(settings, args.dsn, db.allow, number, queue, args.penalty, name, starts, ends, pin_hash)
     emit(args, {"number": number, "queue": queue, "result": done, "pin": bool(pin_hash)},
          ["%s: %s may log in to queue %s%s" % (done, number, queue, " with a PIN" if pin_hash else "")])
     return OK
@@ -126,7 +125,7 @@ def cmd_allow(args, settings):
 def cmd_revoke(args, settings):
     number = number_argument(args.number, settings)
     queue = queue_argument(args.queue)
-    count = write(settings, args.dsn, db.revoke, number, queue)
+    count = with_allowlist(settings, args.dsn, db.revoke, number, queue)
     emit(args, {"number": number, "queue": queue, "rows_deleted": count},
          ["revoked: %d row(s) of %s deleted%s" % (count, number, " (queue %s)" % queue if queue else "")
           + ("; `qmt sweep --apply` removes him from the queues" if count else "")])
@@ -134,7 +133,7 @@ def cmd_revoke(args, settings):
 
 
 def cmd_list(args, settings):
-    rows = read_rows(settings, args.dsn, queue_argument(args.queue))
+    rows = with_allowlist(settings, args.dsn, db.read_table, queue_argument(args.queue))
     table = db.grants_by_number(rows, utc_now())
     listed = [dict(grant_dict(grant), number=number) for number, grants in table.items() for grant in grants]
     emit(args, {"rows": listed}, ["%s %s" % (row["number"], describe_grant(row)) for row in listed]
@@ -217,10 +216,7 @@ def mobile_members(settings, queue):
         table, table_error = db.grants_by_number(db.read_table(settings.connection, settings.timeout), now), None
     except db.DatabaseError as error:
         table, table_error = None, error.reason
-    try:
-        locks = {n: LockRecord.parse(text).locked(int(time.time())) for n, text in astdb_family(ASTDB_FAMILY).items()}
-    except AmiError:
-        locks = {}                               # no CLI socket: the lockout is simply not shown
+    locks = pin_locks()
     members = []
     for queue_name, listed in sorted(queues.items()):
         for member in listed:
@@ -234,7 +230,8 @@ def mobile_members(settings, queue):
                 "name": member.get("Name", ""), "standing": judged, "in_call": in_call,
                 "paused": member.get("Paused") == "1", "paused_reason": member.get("PausedReason", ""),
                 "login_time": epoch_text(member.get("LoginTime")), "calls_taken": member.get("CallsTaken", ""),
-                "verdict": sweep_verdict(judged, in_call), "pin_locked": locks.get(number, False),
+                "verdict": sweep_verdict(judged, in_call),
+                "pin_locked": number in locks and locks[number].locked(int(time.time())),
             })
     return members, table_error
 
@@ -257,21 +254,16 @@ def sweep_word(member, applied):
     return "removed:" if member["removed"] else "FAILED to remove:"
 
 
-def write(settings, dsn, action, *values):
+def with_allowlist(settings, dsn, action, *values):
+    """action(connection, timeout, *values) on the config's connection, or
+    on DSN=dsn; a database error becomes Unreachable with one line."""
     connection = "DSN=" + dsn if dsn else settings.connection
     try:
         return action(connection, settings.timeout, *values)
     except db.DatabaseError as error:
-        if error.reason == "db_permission_denied":
+        if error.reason == "db_permission_denied" and action is not db.read_table:
             raise Unreachable("the account of %s may not write to the allowlist (it should only SELECT): "
                               "give a writer account with --dsn NAME" % ("DSN " + dsn if dsn else "the config"))
-        raise Unreachable("allowlist: %s: %s" % (error.reason, without_passwords(error.detail))) from None
-
-
-def read_rows(settings, dsn, queue):
-    try:
-        return db.read_table("DSN=" + dsn if dsn else settings.connection, settings.timeout, queue=queue)
-    except db.DatabaseError as error:
         raise Unreachable("allowlist: %s: %s" % (error.reason, without_passwords(error.detail))) from None
 
 
@@ -291,16 +283,20 @@ def read_pin(settings):
     return pin
 
 
-def lock_of(number):
-    """The number's PIN lockout record from astdb, or None when there is none
-    (or Asterisk's CLI cannot be asked)."""
+def pin_locks():
+    """{number: LockRecord} of astdb's PIN lockout records; empty when
+    Asterisk's CLI cannot be asked (the lockout is then simply not shown)."""
     try:
-        text = astdb_family(ASTDB_FAMILY).get(number)
+        return {number: LockRecord.parse(text) for number, text in astdb_family(ASTDB_FAMILY).items()}
     except AmiError:
+        return {}
+
+
+def lock_of(number):
+    """The number's lockout record as `check` shows it, or None."""
+    record = pin_locks().get(number)
+    if record is None:
         return None
-    if not text:
-        return None
-    record = LockRecord.parse(text)
     return {"failures": record.failures, "locked": record.locked(int(time.time())),
             "locked_until": epoch_text(record.locked_until)}
 

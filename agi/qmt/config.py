@@ -24,14 +24,14 @@ class Settings:
         self.country_code = _digits(get("numbers", "country_code", fallback="7"), "numbers.country_code")
         self.trunk_prefix = _digits(get("numbers", "trunk_prefix", fallback="8"), "numbers.trunk_prefix",
                                     allow_empty=True)
-        self.national_length = _positive_int(get("numbers", "national_length", fallback="10"),
-                                             "numbers.national_length")
+        self.national_length = _whole(get("numbers", "national_length", fallback="10"),
+                                      "numbers.national_length", 1, MAX_DIGITS)
         self.managed_queues = _queue_list(get("queues", "managed", fallback=""))
         self.log_target = get("log", "target", fallback="syslog").strip() or "syslog"
         self.syslog_facility = get("log", "syslog_facility", fallback="local0").strip().lower()
         # The manager account of the `qmt` command (install.sh writes it).
         self.ami_host = get("ami", "host", fallback="127.0.0.1").strip()
-        self.ami_port = _port(get("ami", "port", fallback="5038"))
+        self.ami_port = _whole(get("ami", "port", fallback="5038"), "ami.port", 1, 65535)
         self.ami_username = get("ami", "username", fallback="").strip()
         self.ami_secret = get("ami", "secret", fallback="").strip()
         # PINs (README, Security): who needs one, how long to wait, the lockout.
@@ -77,13 +77,6 @@ def _positive_float(text, key):
     return value
 
 
-def _positive_int(text, key):
-    text = text.strip()
-    if not text or set(text) - ASCII_DIGITS or not 0 < int(text) <= MAX_DIGITS:
-        raise ConfigError("%s must be a whole number from 1 to %d" % (key, MAX_DIGITS))
-    return int(text)
-
-
 def _yes_no(text, key):
     value = text.strip().lower()
     if value not in ("yes", "no", "true", "false", "1", "0", "on", "off"):
@@ -95,13 +88,6 @@ def _whole(text, key, low, high):
     text = text.strip()
     if not text or set(text) - ASCII_DIGITS or len(text) > 6 or not low <= int(text) <= high:
         raise ConfigError("%s must be a whole number from %d to %d" % (key, low, high))
-    return int(text)
-
-
-def _port(text):
-    text = text.strip()
-    if not text or set(text) - ASCII_DIGITS or not 0 < int(text) < 65536:
-        raise ConfigError("ami.port must be a port number")
     return int(text)
 
 

@@ -52,13 +52,12 @@ def utc_now():
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
-def decide(asterisk, settings, number, queue, now, deadline, allowlist=None):
+def decide(asterisk, settings, number, queue, deadline, allowlist):
     """Ask Asterisk (`asterisk`: the AGI Channel, or a read-only AmiView)
-    and the allowlist; return the Decision. The allowlist read starts at
-    once and overlaps the questions to Asterisk."""
+    and the allowlist (an AllowlistRead, already reading, so that it
+    overlaps the questions to Asterisk); return the Decision."""
     if queue and not is_valid_queue_name(queue):
         return Decision(ERROR, "bad_queue_argument")
-    allowlist = allowlist or AllowlistRead(settings, number, now)
     interface = settings.interface_for(number)
     if queue:
         exists = asterisk.queue_exists(queue)
@@ -94,7 +93,7 @@ def decide_for_caller(channel, settings, config_problem, now, deadline):
         return None, Decision(DENIED, "bad_agi_env",
                               detail="agi_callerid is not the dialplan's caller number (agi_arg_2)"), None
     allowlist = AllowlistRead(settings, number, now)
-    return number, decide(channel, settings, number, channel.queue_argument, now, deadline, allowlist), allowlist
+    return number, decide(channel, settings, number, channel.queue_argument, deadline, allowlist), allowlist
 
 
 # Seconds a prompt of the PIN dialogue may take (agent-pass, agent-incorrect).

@@ -158,16 +158,8 @@ def main():
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args()
 
-    why = L.why_unavailable()
-    if why:
-        print("bench_asterisk: cannot run: " + why, file=sys.stderr)
-        return 2
-    try:
-        with L.installed_pbx("bench") as (root, ast, pyver):
-            return run_scenarios(args, root, ast, pyver)
-    except L.SetupError as e:
-        print("bench_asterisk: " + str(e), file=sys.stderr)
-        return 2
+    return L.bench_on_installed_pbx("bench_asterisk", "bench",
+                                    lambda root, ast, pyver: run_scenarios(args, root, ast, pyver))
 
 
 def run_scenarios(args, root, ast, pyver):

@@ -56,21 +56,17 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=15)
     args = ap.parse_args()
-    why = L.why_unavailable()
-    if why:
-        print("bench_qmt: cannot run: " + why, file=sys.stderr)
-        return 2
-    try:
-        with L.installed_pbx("benchqmt") as (root, ast, pyver):
-            members, gone = setup_members(root, ast)
-            rows = [("floor: qmt --help", timed(root, "qmt --help", args.runs)),
-                    ("qmt --json status", timed(root, "qmt --json status", args.runs)),
-                    ("qmt --json sweep (list only)", timed(root, "qmt --json sweep", args.runs))]
-            apply_time = timed(root, "qmt sweep --apply", 1)[0]
-            left = sum(len(ast.members(q)) for q in QUEUES)   # QueueStatus: no buffer limit
-    except L.SetupError as e:
-        print("bench_qmt: " + str(e), file=sys.stderr)
-        return 2
+    return L.bench_on_installed_pbx("bench_qmt", "benchqmt", lambda root, ast, pyver: measure(args, root, ast, pyver))
+
+
+def measure(args, root, ast, pyver):
+    """The commands timed on the installed PBX; prints the table, returns the exit code."""
+    members, gone = setup_members(root, ast)
+    rows = [("floor: qmt --help", timed(root, "qmt --help", args.runs)),
+            ("qmt --json status", timed(root, "qmt --json status", args.runs)),
+            ("qmt --json sweep (list only)", timed(root, "qmt --json sweep", args.runs))]
+    apply_time = timed(root, "qmt sweep --apply", 1)[0]
+    left = sum(len(ast.members(q)) for q in QUEUES)   # QueueStatus: no buffer limit
     print(f"qmt on Asterisk in a sid chroot, Python {pyver}: {members} mobile members in {len(QUEUES)} queues, "
           f"{gone} without permission; allowlist 10,000 rows (SQLite3 ODBC); {args.runs} runs each")
     print("%-32s %10s %10s %10s" % ("command", "median ms", "max ms", "target"))

@@ -938,3 +938,18 @@ def installed_pbx(tag):
             yield root, ast, pyver
         finally:
             ast.stop()
+
+
+def bench_on_installed_pbx(name, tag, body):
+    """A benchmark's main: body(root, asterisk, python version) on an
+    installed PBX, its exit code; 2, with one line, when it cannot run."""
+    why = why_unavailable()
+    if why:
+        print(f"{name}: cannot run: {why}", file=sys.stderr)
+        return 2
+    try:
+        with installed_pbx(tag) as (root, ast, pyver):
+            return body(root, ast, pyver)
+    except SetupError as e:
+        print(f"{name}: {e}", file=sys.stderr)
+        return 2
