@@ -77,3 +77,17 @@ def test_a_failed_login_undoes_only_what_this_call_added(dialplan):
                  "ExecIf($[${QMT_FAILED} > 0]?Gosub(qmt-undo-adds,s,1()))",
                  'ExecIf($["${QMT_ADDED_${QMT_I}}" = "1"]?Gosub(qmt-remove-one,s,1(undo)))'):
         assert any(line.endswith(step) for line in lines), step
+
+
+def test_one_toggle_per_number_at_a_time_and_no_prompt_under_the_lock(dialplan):
+    """Two calls from one number at once must not each see the other half
+    done: the lock spans the decision and the queue changes, not the prompts."""
+    lines = code_lines(dialplan)
+    lock = next(i for i, line in enumerate(lines) if "${LOCK(${QMT_LOCK})}" in line)
+    agi = next(i for i, line in enumerate(lines) if "AGI(queue_mobile_toggle.py" in line)
+    assert lock < agi
+    toggle = lines[lock:next(i for i, line in enumerate(lines) if line == "[qmt-add-members]")]
+    for i, line in enumerate(toggle):
+        if "Playback(" in line:     # released in the same labelled branch, before the prompt
+            branch = next(j for j in range(i, -1, -1) if re.search(r"same => n\(\w+\)", toggle[j]))
+            assert any("UNLOCK(${QMT_LOCK})" in step for step in toggle[branch:i]), line
