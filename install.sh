@@ -833,6 +833,7 @@ install_sqlite_allowlist() {
     fi
     if sqlite_has_table "$db" "$TABLE"; then
         ok "allowlist: $db has table $TABLE"
+        upgrade_sqlite_table "$db"
     else
         add_sqlite_tables "$db"
         changed "allowlist: created table $TABLE in $db from sql/sqlite.sql"
@@ -848,6 +849,46 @@ add_sqlite_tables() {
     if [ -e "$db" ]; then safe_file read "$db" >"$copy"; fi
     create_sqlite_tables "$copy" "$SRC/sql/sqlite.sql" || die "allowlist: could not create table $TABLE for $db"
     safe_file write "$db" 640 root "$AST_USER" <"$copy"
+}
+
+# add_sqlite_columns DB SQL_FILE: the ALTER TABLE ... ADD COLUMN lines of
+# SQL_FILE (sql/upgrade_sqlite.sql, the DBA's by-hand upgrade too) whose
+# column DB's table lacks, run on DB; prints the added names. SQLite has no
+# ADD COLUMN IF NOT EXISTS, so the table is asked first: a column there is
+# skipped, not an error.
+add_sqlite_columns() {
+    python3 -I - "$1" "$2" <<'PY'
+import re, sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+with open(sys.argv[2], encoding="utf-8") as f:
+    text = "\n".join(line for line in f if not line.lstrip().startswith("--"))
+added = []
+for statement in filter(None, (s.strip() for s in text.split(";"))):
+    m = re.match(r"ALTER TABLE (\w+) ADD COLUMN (\w+)", statement, re.IGNORECASE)
+    if not m:
+        sys.exit("not an ADD COLUMN: " + statement.split("\n")[0])
+    if m.group(2).lower() not in [row[1].lower() for row in c.execute("PRAGMA table_info(%s)" % m.group(1))]:
+        c.execute(statement)
+        added.append(m.group(2))
+c.commit()
+print(" ".join(added))
+PY
+}
+
+# upgrade_sqlite_table DB: the columns of later versions added to an
+# existing table, so that a re-run brings an old allowlist up to date (the
+# AGI reads a table without them, but cannot use what they hold). Like
+# add_sqlite_tables, it works on a copy in root's scratch folder, and writes
+# DB back only when a column was added: a current table is left untouched.
+upgrade_sqlite_table() {
+    local db=$1 copy=$WORK/allowlist.sqlite added
+    rm -f "$copy"
+    safe_file read "$db" >"$copy"
+    added=$(add_sqlite_columns "$copy" "$SRC/sql/upgrade_sqlite.sql") ||
+        die "allowlist: could not add the new columns of $TABLE to a copy of $db (it is left as it was)"
+    [ -n "$added" ] || return 0
+    safe_file write "$db" 640 root "$AST_USER" <"$copy"
+    changed "allowlist: added column(s) ${added// /, } to table $TABLE in $db (sql/upgrade_sqlite.sql)"
 }
 
 # install_sqlite_dsn NAME DB: the DSN in /etc/odbc.ini, added when missing.

@@ -11,8 +11,12 @@ CREATE TABLE IF NOT EXISTS queue_mobile_agents (
     valid_from  DATETIME     NULL,
     valid_until DATETIME     NULL,
     pin_hash    VARCHAR(255) NULL,
+    -- 1: the mobile presses 1 to take a queue call; 0: connected on answer
+    -- (a desk phone behind a trunk); NULL: [member] confirm of the config.
+    confirm_answer TINYINT   NULL,
     PRIMARY KEY (number, queue),
     CONSTRAINT qma_number_digits CHECK (number REGEXP '^[0-9]{6,15}$'),
     CONSTRAINT qma_penalty_nonneg CHECK (penalty >= 0),
-    CONSTRAINT qma_enabled_flag CHECK (enabled IN (0, 1))
+    CONSTRAINT qma_enabled_flag CHECK (enabled IN (0, 1)),
+    CONSTRAINT qma_confirm_flag CHECK (confirm_answer IS NULL OR confirm_answer IN (0, 1))
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;

@@ -10,5 +10,8 @@ CREATE TABLE IF NOT EXISTS queue_mobile_agents (
     valid_from  TIMESTAMP    NULL,
     valid_until TIMESTAMP    NULL,
     pin_hash    VARCHAR(255) NULL,
+    -- 1: the mobile presses 1 to take a queue call; 0: connected on answer
+    -- (a desk phone behind a trunk); NULL: [member] confirm of the config.
+    confirm_answer SMALLINT  NULL CHECK (confirm_answer IS NULL OR confirm_answer IN (0, 1)),
     PRIMARY KEY (number, queue)
 );

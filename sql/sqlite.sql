@@ -11,5 +11,8 @@ CREATE TABLE IF NOT EXISTS queue_mobile_agents (
     valid_from  TEXT CHECK (valid_from  IS NULL OR valid_from  GLOB '[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9]*'),
     valid_until TEXT CHECK (valid_until IS NULL OR valid_until GLOB '[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9]*'),
     pin_hash    TEXT,
+    -- 1: the mobile presses 1 to take a queue call; 0: connected on answer
+    -- (a desk phone behind a trunk); NULL: [member] confirm of the config.
+    confirm_answer INTEGER CHECK (confirm_answer IS NULL OR confirm_answer IN (0, 1)),
     PRIMARY KEY (number, queue)
 );

@@ -13,11 +13,16 @@ import time
 from .rules import LookupFailure, judge_row, printable
 
 TABLE = "queue_mobile_agents"
-COLUMNS = "queue, penalty, member_name, enabled, valid_from, valid_until, pin_hash"
+REQUIRED_COLUMNS = ("queue", "penalty", "member_name", "enabled", "valid_from", "valid_until")
+# Columns added by later versions (sql/upgrade_*.sql adds them): a table
+# made before them still works, each reading as NULL.
+OPTIONAL_COLUMNS = ("pin_hash", "confirm_answer")
 # One query, by the primary key's leading column; validity is judged in
-# Python so that the three backends' date types need no SQL dialect.
-SELECT_ROWS = "SELECT " + COLUMNS + " FROM " + TABLE + " WHERE number = ?"
-SELECT_TABLE = "SELECT number, " + COLUMNS + " FROM " + TABLE
+# Python so that the three backends' date types need no SQL dialect. The
+# columns are picked by name from `*`, so that a missing optional one is
+# not an error.
+SELECT_ROWS = "SELECT * FROM " + TABLE + " WHERE number = ?"
+SELECT_TABLE = "SELECT * FROM " + TABLE
 
 # (reason, SQLSTATE prefixes, words of the driver's text): the first match
 # wins. The words are needed because psqlODBC reports every failed connect as
@@ -106,6 +111,19 @@ def with_connection(connection_string, timeout, work):
         connection.close()
 
 
+def rows_by_name(cursor, leading=()):
+    """The fetched rows as tuples of `leading` + REQUIRED_COLUMNS +
+    OPTIONAL_COLUMNS, picked by name; an optional column the table lacks
+    reads as None, a required one missing is db_table_bad."""
+    names = [column[0].lower() for column in cursor.description]
+    wanted = tuple(leading) + REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+    missing = [name for name in tuple(leading) + REQUIRED_COLUMNS if name not in names]
+    if missing:
+        raise DatabaseError("db_table_bad", "table %s has no column %s" % (TABLE, ",".join(missing)))
+    where = [names.index(name) if name in names else None for name in wanted]
+    return [tuple(None if index is None else row[index] for index in where) for row in cursor.fetchall()]
+
+
 class Bounded:
     """A call running in a daemon thread from the moment it is made, so it
     may overlap other work; result(deadline) waits at most until `deadline`
@@ -152,7 +170,7 @@ class AllowlistRead:
 
     def _select(self, cursor):
         cursor.execute(SELECT_ROWS, self.number)
-        return [tuple(row) for row in cursor.fetchall()]
+        return rows_by_name(cursor)
 
     def lookup(self, deadline):
         """(judged grants, None), or (None, LookupFailure) when the table
@@ -178,7 +196,7 @@ def read_table(connection_string, timeout, queue=None, number=None):
 
     def select(cursor):
         cursor.execute(sql, *params)
-        return [tuple(row) for row in cursor.fetchall()]
+        return rows_by_name(cursor, leading=("number",))
     return bounded(connection_string, timeout, select)
 
 
@@ -194,7 +212,8 @@ def grants_by_number(rows, now):
 
 def allow(connection_string, timeout, number, queue, penalty, name, valid_from, valid_until, pin_hash=None):
     """Insert or update the row of (number, queue), enabled; 'added' or
-    'updated'. An update keeps the row's PIN unless a new hash is given."""
+    'updated'. An update keeps the row's PIN unless a new hash is given
+    (and its confirm_answer, which `qmt allow` does not set)."""
     values = (penalty, name, valid_from, valid_until)
     set_pin = ", pin_hash = ?" if pin_hash else ""
 
@@ -204,9 +223,11 @@ def allow(connection_string, timeout, number, queue, penalty, name, valid_from, 
                        *values, *([pin_hash] if pin_hash else []), number, queue)
         if cursor.rowcount > 0:
             return "updated"
+        # pin_hash is named only when set: a table made before it still takes rows.
         cursor.execute("INSERT INTO " + TABLE + " (number, queue, penalty, member_name, enabled, "
-                       "valid_from, valid_until, pin_hash) VALUES (?, ?, ?, ?, 1, ?, ?, ?)",
-                       number, queue, *values, pin_hash)
+                       "valid_from, valid_until" + (", pin_hash" if pin_hash else "") + ") VALUES "
+                       "(?, ?, ?, ?, 1, ?, ?" + (", ?" if pin_hash else "") + ")",
+                       number, queue, *values, *([pin_hash] if pin_hash else []))
         return "added"
     return bounded(connection_string, timeout, upsert)
 
