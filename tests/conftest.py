@@ -17,7 +17,8 @@ from fake_asterisk import FakeAsterisk  # noqa: E402
 
 SQLITE_DRIVER = "SQLite3"
 SYSTEM_ODBCINST = "/etc/odbcinst.ini"
-DEFAULT_INTERFACE = "Local/{number}@outbound-allroutes/n"
+RING_INTERFACE = "Local/{number}@qmt-ring/n"
+OLD_INTERFACE = "Local/{number}@outbound-allroutes/n"
 
 
 def utc_text(moment):
@@ -108,14 +109,14 @@ class Allowlist:
         self.execute("DELETE FROM queue_mobile_agents")
 
 
-def write_config(path, connection, log_file, timeout=3, managed="", extra=""):
+def write_config(path, connection, log_file, timeout=3, managed="", extra="", member=""):
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(
             "[database]\nconnection = %s\ntimeout = %s\n\n"
-            "[member]\ninterface = %s\n\n"
+            "[member]\nroute = outbound-allroutes\n%s\n"
             "[numbers]\ncountry_code = 7\ntrunk_prefix = 8\nnational_length = 10\n\n"
             "[queues]\nmanaged = %s\n\n"
-            "[log]\ntarget = %s\n%s" % (connection, timeout, DEFAULT_INTERFACE, managed, log_file, extra))
+            "[log]\ntarget = %s\n%s" % (connection, timeout, member, managed, log_file, extra))
     return str(path)
 
 
@@ -149,17 +150,20 @@ class Toggle:
             return [line.rstrip("\n") for line in handle]
 
     def member(self, queue, number):
-        return "Local/%s@outbound-allroutes/n" % number in self.asterisk.queues.get(queue, [])
+        return RING_INTERFACE.format(number=number) in self.asterisk.queues.get(queue, [])
 
     def act_as_dialplan(self, run):
         """Apply a run's answer to the fake queues as our dialplan would."""
         interface = run.get("QMT_INTERFACE")
-        for queue in run.queues:
+        for index, queue in enumerate(run.queues, 1):
             members = self.asterisk.queues[queue]
             if run.state == "LOGGEDOUT" and interface not in members:
                 members.append(interface)
             elif run.state == "LOGGEDIN":
-                members[:] = [m for m in members if m.lower() != interface.lower()]
+                leaving = run.get("QMT_IFACE_%d" % index)
+                members[:] = [m for m in members if m.lower() != leaving.lower()]
+            elif run.state == "PAUSED":
+                self.asterisk.paused.discard((queue, run.get("QMT_IFACE_%d" % index)))
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ replies; `510` for an unknown command; `511` for a command not permitted on
 a dead channel; a multi-line `520-...` / `520 End of proper usage.` for bad
 syntax; SIGHUP when the caller hangs up; EOF when Asterisk closes the pipe.
 It knows the dialplan functions the toggle reads (QUEUE_EXISTS,
-QUEUE_MEMBER_LIST) from a dict of queues, and records every variable set.
+QUEUE_MEMBER_LIST, QUEUE_MEMBER(q,paused,iface)) from a dict of queues and
+a set of paused members, and records every variable set.
 """
 
 import os
@@ -105,6 +106,7 @@ class FakeAsterisk:
         self.queues = {name: list(members) for name, members in (queues or {}).items()}
         # persistentmembers=yes: queues with members are keys in astdb.
         self.persistent_members = persistent_members
+        self.paused = set()     # (queue, interface) of paused members
         self.channel_vars = {}
         self.astdb = {}          # (family, key) -> value, kept across runs like Asterisk's
         # What the caller keys in at each GET DATA, in turn: digits (ended
@@ -121,6 +123,11 @@ class FakeAsterisk:
             if func == "QUEUE_MEMBER_LIST":
                 # A missing queue reads as empty (Asterisk also logs a warning).
                 return ",".join(self.queues.get(arg, []))
+            if func == "QUEUE_MEMBER" and arg.count(",") == 2:
+                queue, option, interface = arg.split(",")
+                if option != "paused" or interface not in self.queues.get(queue, []):
+                    return None
+                return "1" if (queue, interface) in self.paused else "0"
             if func == "DB_KEYS" and arg == "Queue/PersistentMembers":
                 return ",".join(q for q, members in self.queues.items()
                                 if members and self.persistent_members)

@@ -9,7 +9,7 @@ import pytest
 from conftest import utc_now
 
 N = "79112223344"
-IFACE = "Local/%s@outbound-allroutes/n" % N
+IFACE = "Local/%s@qmt-ring/n" % N
 
 
 def assert_clean_exit(run):
@@ -199,7 +199,7 @@ def test_a_member_list_too_long_to_trust_is_an_error_not_a_guess(toggle):
     """Asterisk cuts GET FULL VARIABLE at 4095 bytes: past that, 'not in
     the list' may be wrong, so the script says so instead of logging in."""
     toggle.allowlist.add(N, "8008")
-    toggle.asterisk.queues["8008"] += ["Local/%011d@outbound-allroutes/n" % i for i in range(120)]
+    toggle.asterisk.queues["8008"] += ["Local/%011d@qmt-ring/n" % i for i in range(160)]
     toggle.asterisk.queues["8008"].append(IFACE)  # cut off by the buffer
     for queue in ("8008", None):
         run = toggle.call(N, queue)
@@ -207,7 +207,7 @@ def test_a_member_list_too_long_to_trust_is_an_error_not_a_guess(toggle):
 
 
 def test_a_long_member_list_still_finds_a_member_before_the_cut(toggle):
-    toggle.asterisk.queues["8008"] += [IFACE] + ["Local/%011d@outbound-allroutes/n" % i for i in range(120)]
+    toggle.asterisk.queues["8008"] += [IFACE] + ["Local/%011d@qmt-ring/n" % i for i in range(160)]
     assert toggle.call(N, "8008").state == "LOGGEDIN"
 
 
@@ -337,3 +337,52 @@ def test_pyst2_chatter_stays_off_stderr(toggle):
     toggle.allowlist.add(N, "8008")
     run = toggle.call(N, "8008")
     assert run.stderr == ""
+
+
+# -- the ring path: paused members, older interfaces, ring settings ---------------------
+
+OLD_IFACE = "Local/%s@outbound-allroutes/n" % N
+
+
+def test_a_paused_member_is_resumed_in_the_queues_it_is_paused_in_then_logged_out(toggle):
+    toggle.allowlist.add(N, "8008")
+    toggle.allowlist.add(N, "8010")
+    toggle.asterisk.queues["8008"].append(IFACE)
+    toggle.asterisk.queues["8010"].append(IFACE)
+    toggle.asterisk.paused.add(("8010", IFACE))
+    run = toggle.call(N)
+    assert_clean_exit(run)
+    assert (run.state, run.queues, run.get("QMT_IFACE_1")) == ("PAUSED", ["8010"], IFACE)
+    assert run.get("QMT_RING_CONFIRM") is None                 # a resume stores no settings
+    toggle.act_as_dialplan(run)
+    assert toggle.asterisk.paused == set()
+    run = toggle.call(N)
+    assert (run.state, sorted(run.queues)) == ("LOGGEDIN", ["8008", "8010"])
+
+
+def test_a_paused_member_whose_rows_are_gone_is_logged_out_not_resumed(toggle):
+    toggle.asterisk.queues["8008"].append(IFACE)
+    toggle.asterisk.paused.add(("8008", IFACE))
+    run = toggle.call(N, "8008")
+    assert (run.state, run.queues) == ("LOGGEDIN", ["8008"])
+
+
+def test_a_member_by_the_old_interface_is_removed_by_that_interface(toggle):
+    toggle.allowlist.add(N, "8008")
+    toggle.asterisk.queues["8008"].append(OLD_IFACE)
+    toggle.asterisk.paused.add(("8008", OLD_IFACE))            # never resumed: it has no ring path
+    run = toggle.call(N)
+    assert (run.state, run.queues, run.get("QMT_IFACE_1")) == ("LOGGEDIN", ["8008"], OLD_IFACE)
+    toggle.act_as_dialplan(run)
+    assert toggle.asterisk.queues["8008"] == []
+
+
+@pytest.mark.parametrize("column, expected", [(None, "1"), (0, "0"), (1, "1")])
+def test_a_login_hands_the_dialplan_the_ring_settings_with_the_rows_confirmation(toggle, column, expected):
+    toggle.allowlist.add(N, "8008")
+    toggle.allowlist.execute("UPDATE queue_mobile_agents SET confirm_answer = ?", column)
+    run = toggle.call(N)
+    assert run.state == "LOGGEDOUT"
+    assert [run.get(name) for name in ("QMT_RING_ROUTE", "QMT_RING_SECONDS", "QMT_RING_CONFIRM",
+                                       "QMT_RING_ANSWER_WAIT", "QMT_RING_PAUSE_AFTER")] == \
+        ["outbound-allroutes", "20", expected, "5", "3"]

@@ -16,7 +16,7 @@ from dbservers import BACKENDS, MariaDB, PostgreSQL, make_toggle  # noqa: E402
 pytest_plugins = ["dbservers"]
 
 NUMBER = "79112223344"
-IFACE = "Local/%s@outbound-allroutes/n" % NUMBER
+IFACE = "Local/%s@qmt-ring/n" % NUMBER
 NEAR = datetime.timedelta(seconds=90)
 # POSIX zones far from UTC on both sides (no tzdata needed): the script
 # must judge validity in UTC whatever the PBX's local zone.

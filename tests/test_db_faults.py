@@ -20,7 +20,7 @@ from dbservers import (BACKENDS, DSN, POSTGRESQL_DRIVER, SERVER_BACKENDS, MariaD
 pytest_plugins = ["dbservers"]
 
 NUMBER = "79112223344"
-IFACE = "Local/%s@outbound-allroutes/n" % NUMBER
+IFACE = "Local/%s@qmt-ring/n" % NUMBER
 BOUND = 3
 MARGIN = 1.5
 SERVER_KINDS = {"mariadb": MariaDB, "postgresql": PostgreSQL}

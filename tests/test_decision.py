@@ -9,12 +9,15 @@ import pytest
 from qmt.allowlist import odbc_reason
 from qmt.config import ConfigError, Settings, load_settings
 from qmt.log import decision_line
-from qmt.rules import (ACTIVE, DENIED, ERROR, LOGGEDIN, LOGGEDOUT, Decision, Grant, LookupFailure,
-                       answer_variables, candidate_queues, decide_all_queues, decide_one_queue, judge_row,
-                       safe_member_name, without_passwords)
+from qmt.rules import (ACTIVE, DENIED, ERROR, LOGGEDIN, LOGGEDOUT, PAUSED, Decision, Grant, LookupFailure,
+                       Membership, answer_variables, candidate_queues, confirms_answer, decide_all_queues,
+                       decide_one_queue, judge_row, safe_member_name, without_passwords)
 
 NOW = datetime.datetime(2026, 11, 27, 12, 0, 0)
 NUMBER = "79112223344"
+RING = "Local/79112223344@qmt-ring/n"
+OLD = "Local/79112223344@outbound-allroutes/n"
+MEMBER = Membership(RING)
 
 
 def row(queue="8008", penalty=0, name=None, enabled=1, valid_from=None, valid_until=None):
@@ -94,7 +97,7 @@ def never_read():
 
 
 def test_one_queue_member_logs_out_without_reading_the_allowlist():
-    decision = decide_one_queue(NUMBER, "8008", True, True, never_read)
+    decision = decide_one_queue(NUMBER, "8008", True, MEMBER, never_read)
     assert (decision.state, decision.reason, decision.queues) == (LOGGEDIN, "member", ["8008"])
 
 
@@ -139,18 +142,18 @@ def test_all_queues_joins_every_live_existing_queue():
 
 def test_all_queues_member_of_any_leaves_all_of_those():
     decision = decide_all_queues(NUMBER, grants(row("8008"), row("8010")), None,
-                                 {"8008", "8010"}, ["8010"])
+                                 {"8008", "8010"}, {"8010": MEMBER})
     assert (decision.state, decision.queues) == (LOGGEDIN, ["8010"])
 
 
 def test_all_queues_revoked_member_still_leaves():
-    decision = decide_all_queues(NUMBER, grants(row("8008", enabled=0)), None, {"8008"}, ["8008"])
+    decision = decide_all_queues(NUMBER, grants(row("8008", enabled=0)), None, {"8008"}, {"8008": MEMBER})
     assert (decision.state, decision.queues) == (LOGGEDIN, ["8008"])
 
 
 def test_all_queues_member_leaves_even_when_the_lookup_failed():
     failure = LookupFailure("db_timeout", "slow")
-    decision = decide_all_queues(NUMBER, None, failure, {"8008"}, ["8008"])
+    decision = decide_all_queues(NUMBER, None, failure, {"8008"}, {"8008": MEMBER})
     assert (decision.state, decision.queues) == (LOGGEDIN, ["8008"])
 
 
@@ -185,7 +188,71 @@ def test_all_queues_untrustworthy_member_list_blocks_a_login_but_not_a_logout():
     live = grants(row("8008"), row("8010"))
     assert decide_all_queues(NUMBER, live, None, {"8008", "8010"}, [], ["8010"]).reason == \
         "member_list_too_long"
-    assert decide_all_queues(NUMBER, live, None, {"8008", "8010"}, ["8008"], ["8010"]).state == LOGGEDIN
+    assert decide_all_queues(NUMBER, live, None, {"8008", "8010"}, {"8008": MEMBER}, ["8010"]).state == LOGGEDIN
+
+
+# -- members paused, and members by an older interface ----------------------------
+
+PAUSED_MEMBER = Membership(RING, paused=True)
+
+
+def test_a_paused_member_still_permitted_is_resumed_not_logged_out():
+    decision = decide_one_queue(NUMBER, "8008", True, PAUSED_MEMBER, lambda: (grants(row("8008")), None))
+    assert (decision.state, decision.reason, decision.queues, decision.action) == \
+        (PAUSED, "paused", ["8008"], "resume")
+
+
+def test_a_paused_member_whose_row_is_gone_leaves_instead():
+    decision = decide_one_queue(NUMBER, "8008", True, PAUSED_MEMBER,
+                                lambda: (grants(row("8008", enabled=0)), None))
+    assert (decision.state, decision.queues) == (LOGGEDIN, ["8008"])
+
+
+def test_a_paused_member_is_not_resumed_while_the_table_cannot_be_read():
+    decision = decide_one_queue(NUMBER, "8008", True, PAUSED_MEMBER,
+                                lambda: (None, LookupFailure("db_timeout", "slow")))
+    assert (decision.state, decision.reason) == (ERROR, "db_timeout")
+
+
+def test_all_queues_resumes_only_where_paused_and_permitted():
+    memberships = {"8008": PAUSED_MEMBER, "8010": MEMBER, "8020": PAUSED_MEMBER}
+    decision = decide_all_queues(NUMBER, grants(row("8008"), row("8010"), row("8020", enabled=0)), None,
+                                 {"8008", "8010", "8020"}, memberships)
+    assert (decision.state, decision.queues) == (PAUSED, ["8008"])
+
+
+def test_all_queues_member_by_an_older_interface_leaves_by_that_interface():
+    decision = decide_all_queues(NUMBER, grants(row("8008"), row("8010")), None, {"8008", "8010"},
+                                 {"8008": Membership(OLD), "8010": MEMBER})
+    values = dict(answer_variables(NUMBER, decision, RING))
+    assert decision.state == LOGGEDIN
+    assert (values["QMT_QUEUE_1"], values["QMT_IFACE_1"], values["QMT_QUEUE_2"], values["QMT_IFACE_2"]) == \
+        ("8008", OLD, "8010", RING)
+
+
+def test_resume_answer_names_the_interface_to_unpause_and_carries_no_ring_settings():
+    decision = decide_one_queue(NUMBER, "8008", True, PAUSED_MEMBER, lambda: (grants(row("8008")), None))
+    values = dict(answer_variables(NUMBER, decision, RING, [("QMT_RING_ROUTE", "x")]))
+    assert (values["QUEUESTAT"], values["QMT_COUNT"], values["QMT_IFACE_1"]) == (PAUSED, "1", RING)
+    assert "QMT_RING_ROUTE" not in values
+
+
+# -- answer confirmation per number --------------------------------------------------
+
+def confirm_row(queue, confirm):
+    return row(queue) + (None, confirm)
+
+
+@pytest.mark.parametrize("values, default, expected", [
+    ([None], True, True), ([None], False, False),
+    ([0], True, False), (["0"], True, False), ([1], False, True),
+    ([0, None], True, True),              # one row keeps the default on: the member asks
+    ([0, 0], True, False), ([0, 1], False, True),
+    (["x"], False, True), ([2], False, True),    # a garbled value keeps the safe side
+])
+def test_confirmation_is_off_only_when_every_row_joined_turns_it_off(values, default, expected):
+    joined = grants(*[confirm_row("80%02d" % i, v) for i, v in enumerate(values)])
+    assert confirms_answer(joined, default) is expected
 
 
 def test_candidate_queues_cover_every_row_and_the_managed_list_once():
@@ -207,7 +274,29 @@ def test_defaults_match_the_documented_ones():
     s = settings()
     assert (s.connection, s.timeout, s.country_code, s.trunk_prefix, s.national_length) == \
         ("DSN=queue_mobile_toggle", 3.0, "7", "8", 10)
-    assert s.interface_for(NUMBER) == "Local/79112223344@outbound-allroutes/n"
+    assert s.interface_for(NUMBER) == RING
+    assert s.interfaces_for(NUMBER) == [RING, OLD]
+    assert dict(s.ring_variables(True)) == {
+        "QMT_RING_ROUTE": "outbound-allroutes", "QMT_RING_SECONDS": "20", "QMT_RING_CONFIRM": "1",
+        "QMT_RING_ANSWER_WAIT": "5", "QMT_RING_PAUSE_AFTER": "3", "QMT_RING_CALLERID": "",
+        "QMT_RING_ANNOUNCE": ""}
+
+
+def test_an_old_config_with_interface_keeps_its_route_and_its_members_can_leave():
+    s = settings(member={"interface": "Local/{number}@from-mobiles/n"})
+    assert (s.route, s.interface_for(NUMBER)) == ("from-mobiles", RING)
+    assert s.interfaces_for(NUMBER) == [RING, "Local/79112223344@from-mobiles/n"]
+    s = settings(member={"interface": "PJSIP/{number}", "route": "out"})
+    assert s.interfaces_for(NUMBER) == [RING, "Local/79112223344@out/n", "PJSIP/79112223344"]
+
+
+def test_ring_settings_reach_the_dialplan_as_configured():
+    s = settings(member={"route": "from-trunks", "ring_seconds": "12", "answer_wait": "3",
+                         "pause_after_missed": "0", "callerid": "+74951234567", "announce": "custom/queue-call"})
+    assert dict(s.ring_variables(False)) == {
+        "QMT_RING_ROUTE": "from-trunks", "QMT_RING_SECONDS": "12", "QMT_RING_CONFIRM": "0",
+        "QMT_RING_ANSWER_WAIT": "3", "QMT_RING_PAUSE_AFTER": "0", "QMT_RING_CALLERID": "+74951234567",
+        "QMT_RING_ANNOUNCE": "custom/queue-call"}
 
 
 @pytest.mark.parametrize("section, key, value", [
@@ -220,6 +309,10 @@ def test_defaults_match_the_documented_ones():
     ("numbers", "country_code", "+7"), ("numbers", "national_length", "ten"),
     ("numbers", "national_length", "0"), ("queues", "managed", "8008, 80;10"),
     ("log", "syslog_facility", "kern"),
+    ("member", "route", "from,internal"), ("member", "route", "${X}"), ("member", "ring_seconds", "0"),
+    ("member", "answer_wait", "60"), ("member", "pause_after_missed", "-1"), ("member", "confirm", "maybe"),
+    ("member", "callerid", "Ivan"), ("member", "callerid", "123,456"), ("member", "announce", "../etc/x"),
+    ("member", "announce", "a b"),
 ])
 def test_bad_settings_are_refused(section, key, value):
     with pytest.raises(ConfigError):
@@ -239,7 +332,7 @@ def test_login_answer_lists_each_queue_and_sets_queuestat_last():
     pairs = answer_variables(NUMBER, decision, settings().interface_for(NUMBER))
     values = dict(pairs)
     assert pairs[-1] == ("QUEUESTAT", LOGGEDOUT)
-    assert values["QMT_INTERFACE"] == "Local/79112223344@outbound-allroutes/n"
+    assert values["QMT_INTERFACE"] == RING
     assert (values["QMT_COUNT"], values["QMT_QUEUE_1"], values["QMT_PENALTY_1"], values["QMT_NAME_1"],
             values["QMT_QUEUE_2"]) == ("2", "8008", "2", "Ivan", "8010")
     assert values["QAGENT_UNAUTHORIZED"] == "0" and values["QUEUEUSER"] == NUMBER

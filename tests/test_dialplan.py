@@ -46,11 +46,53 @@ def test_result_is_preset_to_error_before_the_agi_runs(dialplan):
     assert any("Set(QMT_INTERFACE=)" in line for line in lines[:agi])
 
 
-def test_queue_apps_always_get_the_checked_interface(dialplan):
-    calls = re.findall(r"(AddQueueMember|RemoveQueueMember)\(([^,)]*),([^,)]*)", dialplan)
-    assert {name for name, _, _ in calls} == {"AddQueueMember", "RemoveQueueMember"}
-    assert all(interface == "${QMT_INTERFACE}" for _, _, interface in calls)
+def test_queue_apps_always_get_a_checked_interface(dialplan):
+    """Add: the script's QMT_INTERFACE. Remove and Unpause: QMT_IF, taken
+    from the script's answer and refused when empty (Asterisk would use
+    this very channel). Pause, in the ring path: the ring path's own
+    interface of a number filtered to digits."""
+    calls = re.findall(r"((?:Add|Remove|Unpause|Pause)QueueMember)\(([^,)]*),([^,)]*)", dialplan)
+    used = {}
+    for app, _queue, interface in calls:
+        used.setdefault(app, set()).add(interface)
+    assert used == {"AddQueueMember": {"${QMT_INTERFACE}"}, "RemoveQueueMember": {"${QMT_IF}"},
+                    "UnpauseQueueMember": {"${QMT_IF}"}, "PauseQueueMember": {"Local/${ARG1}@qmt-ring/n"}}
     assert 'GotoIf($["${QMT_INTERFACE}" = ""]?error)' in dialplan
+    assert dialplan.count('"${QMT_Q}" = "" | "${QMT_IF}" = ""]?Set(') == 2
+    assert "Set(QMT_N=${FILTER(0-9,${EXTEN})})" in dialplan and "Gosub(qmt-ring-missed,s,1(${QMT_N}))" in dialplan
+
+
+def context_lines(dialplan, name):
+    lines = code_lines(dialplan)
+    start = lines.index("[%s]" % name) + 1
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("[")), len(lines))
+    return lines[start:end]
+
+
+def test_the_confirmation_connects_only_on_1_while_the_queue_still_rings(dialplan):
+    """Dial's U() connects unless GOSUB_RESULT says otherwise: it says
+    CONGESTION from the first step, and is cleared in one place only,
+    reached by a 1 read while the queue's side still exists, or with
+    confirmation turned off for the number."""
+    confirm = context_lines(dialplan, "qmt-confirm")
+    assert confirm[0] == "exten => s,1,Set(GOSUB_RESULT=CONGESTION)"
+    assert [line for line in confirm if "GOSUB_RESULT=" in line][1:] == ["same => n,Set(GOSUB_RESULT=)"]
+    accept = next(i for i, line in enumerate(confirm) if line.startswith("same => n(accept),"))
+    assert confirm.index("same => n,Set(GOSUB_RESULT=)") > accept
+    assert [line for line in confirm if "?accept)" in line] == [
+        'same => n,GotoIf($["${DB(${QMT_DB}/confirm)}" = "0"]?accept)',
+        'same => n,GotoIf($["${QMT_KEY}" = "1"]?accept)']
+    gone = next(i for i, line in enumerate(confirm) if "${CHANNEL_EXISTS(${ARG2})}]?gone)" in line)
+    assert gone < next(i for i, line in enumerate(confirm) if '"${QMT_KEY}" = "1"]?accept)' in line)
+
+
+def test_a_ring_cancelled_by_the_queue_is_never_counted_as_missed(dialplan):
+    """Only Dial's own outcomes are misses: the count is kept after Dial,
+    where a ring the queue hung up never arrives, and ANSWER and CANCEL
+    are left out."""
+    missed = context_lines(dialplan, "qmt-ring-missed")
+    assert missed[0] == 'exten => s,1,GotoIf($["${DIALSTATUS}" = "ANSWER" | "${DIALSTATUS}" = "CANCEL"]?done)'
+    assert not any(line.startswith("exten => h") for line in code_lines(dialplan))
 
 
 def test_success_prompts_only_after_the_status_check(dialplan):

@@ -51,7 +51,7 @@ from qmt.pin import hash_pin
 from qmt.rules import normalise_number
 
 N = "79112223344"             # may join 8008 and 8010 without a PIN
-IFACE = "Local/%s@outbound-allroutes/n" % N
+IFACE = "Local/%s@qmt-ring/n" % N
 SPELLINGS = ("+79112223344", "79112223344", "89112223344", "9112223344")  # all that normalise to N
 P = "79115550011"             # may join 8008 with the PIN
 PIN = "802457"
@@ -291,14 +291,15 @@ NUMBER = r"\d{6,15}"
 SAFE = r'[ !#-\[\]-~]'  # printable ASCII but the quote and the backslash (rules.printable)
 DECISION_LINE = re.compile(
     r"queue-mobile-toggle: (?:number=%(number)s|callerid=%(safe)s{1,32}) channel=%(safe)s{1,80} "
-    r"queues=(?:-|%(queue)s(?:,%(queue)s)*) state=(?:LOGGEDIN|LOGGEDOUT|DENIED|ERROR) "
-    r"action=(?:login|logout|none) reason=[a-z_]{1,40}(?: detail=%(safe)s{1,200})? uniqueid=%(safe)s{1,40}"
+    r"queues=(?:-|%(queue)s(?:,%(queue)s)*) state=(?:LOGGEDIN|LOGGEDOUT|PAUSED|DENIED|ERROR) "
+    r"action=(?:login|logout|resume|none) reason=[a-z_]{1,40}(?: detail=%(safe)s{1,200})? uniqueid=%(safe)s{1,40}"
     % dict(safe=SAFE, queue=QUEUE, number=NUMBER))
 # Every command line the script may send, with its slots named.
 COMMANDS = [re.compile(pattern % dict(queue=QUEUE, number=NUMBER)) for pattern in (
     r'GET FULL VARIABLE "(?P<token>qmt[0-9a-f]{16})"',
     r'GET VARIABLE "QUEUE_EXISTS\((?P<queue>%(queue)s)\)"',
     r'GET FULL VARIABLE "\$\{QUEUE_MEMBER_LIST\((?P<queue>%(queue)s)\)\}"',
+    r'GET VARIABLE "QUEUE_MEMBER\((?P<queue>%(queue)s),paused,(?P<interface>Local/%(number)s@qmt-ring/n)\)"',
     r'GET FULL VARIABLE "\$\{DB_KEYS\(Queue/PersistentMembers\)\}"',
     r'EXEC MSet "(?P<pairs>[^"\\]*)"',
     r'VERBOSE "(?P<line>[^"\\]*)" 1',
@@ -307,18 +308,23 @@ COMMANDS = [re.compile(pattern % dict(queue=QUEUE, number=NUMBER)) for pattern i
     r'DATABASE GET qmt-pin (?P<number>%(number)s)',
     r'DATABASE PUT qmt-pin (?P<number>%(number)s) \d{1,12},\d{1,12},\d{1,12}',
 )]
-ANSWER_COMMAND = COMMANDS[4]
+ANSWER_COMMAND = next(pattern for pattern in COMMANDS if "pairs" in pattern.groupindex)
 MEMBER_NAME = r"(?:[^\W\d_]|[0-9 ._-]){1,64}"  # rules.safe_member_name: letters of any script, digits, " ._-"
 VALUES = [(re.compile(name), re.compile(value)) for name, value in (
     (r"QUEUEUSER", r"(?:%s)?" % NUMBER),
     (r"QAGENT_UNAUTHORIZED", r"[01]"),
     (r"QMT_REASON", r"[a-z_]{1,40}"),
-    (r"QMT_INTERFACE", r"Local/%s@outbound-allroutes/n" % NUMBER),
+    (r"QMT_INTERFACE", r"Local/%s@qmt-ring/n" % NUMBER),
     (r"QMT_COUNT", r"[1-9]\d{0,2}"),
     (r"QMT_QUEUE_[1-9]\d{0,2}", QUEUE),
     (r"QMT_PENALTY_[1-9]\d{0,2}", r"\d{1,7}"),
     (r"QMT_NAME_[1-9]\d{0,2}", MEMBER_NAME),
-    (r"QUEUESTAT", r"LOGGEDIN|LOGGEDOUT|DENIED|ERROR"),
+    (r"QMT_IFACE_[1-9]\d{0,2}", r"Local/%s@(?:qmt-ring|outbound-allroutes)/n" % NUMBER),
+    (r"QMT_RING_(?:SECONDS|ANSWER_WAIT|PAUSE_AFTER)", r"\d{1,3}"),
+    (r"QMT_RING_CONFIRM", r"[01]"),
+    (r"QMT_RING_ROUTE", r"outbound-allroutes"),
+    (r"QMT_RING_(?:CALLERID|ANNOUNCE)", r""),
+    (r"QUEUESTAT", r"LOGGEDIN|LOGGEDOUT|PAUSED|DENIED|ERROR"),
 )]
 USAGE_520 = "520-Invalid command syntax.  Proper usage follows:\n Usage: EXEC\n520 End of proper usage."
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -412,12 +418,16 @@ def check_commands(run, callerid):
             assert DECISION_LINE.fullmatch(slots["line"]), command
         if "number" in slots:  # a lockout record: only for a number whose row has a PIN
             assert slots["number"] == number == P, command
+        if "interface" in slots:
+            assert slots["interface"] == "Local/%s@qmt-ring/n" % number, command
         for name, value in answer_pairs(slots["pairs"]) if "pairs" in slots else ():
             assert value is not None and any(p.fullmatch(name) and v.fullmatch(value) for p, v in VALUES), command
             if name == "QUEUEUSER" and value:
                 assert value == number, command
             if name == "QMT_INTERFACE":
-                assert value == "Local/%s@outbound-allroutes/n" % number, command
+                assert value == "Local/%s@qmt-ring/n" % number, command
+            if name.startswith("QMT_IFACE_"):
+                assert value in ("Local/%s@qmt-ring/n" % number, "Local/%s@outbound-allroutes/n" % number), command
             if name.startswith("QMT_QUEUE_"):
                 assert value in queues or from_asterisk(value), command
 
@@ -431,7 +441,7 @@ def check_grants(run, answer, callerid):
     number = normalise_number(dialplan_number(callerid))
     assert number in GRANTS, "a login for a number the allowlist does not grant"
     assert (answer["QUEUEUSER"], answer["QMT_INTERFACE"], answer["QAGENT_UNAUTHORIZED"]) == \
-        (number, "Local/%s@outbound-allroutes/n" % number, "0")
+        (number, "Local/%s@qmt-ring/n" % number, "0")
     if number == P:
         assert PIN in keyed_pins(run.keyed)[:PIN_CONFIG["tries"]], "a login without the PIN"
     queues = [answer["QMT_QUEUE_%d" % i] for i in range(1, int(answer["QMT_COUNT"]) + 1)]

@@ -5,7 +5,7 @@ runs the very same decision as a call.
 
 import socket
 
-from .rules import is_valid_queue_name
+from .rules import Membership, is_valid_queue_name, member_by
 
 class AmiError(Exception):
     """Asterisk's manager interface cannot be used (down, refused, login)."""
@@ -122,9 +122,12 @@ class AmiView:
     def queue_exists(self, queue):
         return queue in self._queues
 
-    def is_member(self, queue, interface):
-        wanted = interface.lower()
-        return any(member.get("Location", "").lower() == wanted for member in self._queues.get(queue, []))
+    def membership(self, queue, interfaces):
+        members = {member.get("Location", "").lower(): member for member in self._queues.get(queue, [])}
+        interface = member_by(members, interfaces)
+        if interface is None:
+            return False
+        return Membership(interface, interface == interfaces[0] and members[interface.lower()].get("Paused") == "1")
 
     def persisted_queues(self):
         """Every queue: AMI sees all members, persisted or not."""

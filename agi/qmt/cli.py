@@ -22,9 +22,10 @@ import time
 from . import allowlist as db
 from .config import CONFIG_PATH, ConfigError, load_settings
 from .log import LOG_TAG, write_log
-from .ami import AmiError, AmiView, ami_from_settings, astdb_delete, astdb_family, member_in_call
+from .ami import (AmiError, AmiView, ami_from_settings, asterisk_cli, astdb_delete, astdb_family,
+                  member_in_call)
 from .pin import ASTDB_FAMILY, LockRecord, hash_pin, is_pin
-from .rules import (MAX_PENALTY, UNREADABLE, is_valid_queue_name, number_in_interface, printable, standing,
+from .rules import (MAX_PENALTY, UNREADABLE, is_valid_queue_name, number_in_interfaces, printable, standing,
                     sweep_verdict, typed_number, without_passwords)
 from .toggle import decide, utc_now
 
@@ -177,11 +178,27 @@ def cmd_doctor(args, settings):
     except Unreachable as problem:
         checks.append(("ami", False, "%s (is the manager enabled in manager.conf? install.sh --enable-ami)"
                        % problem))
+    checks.append(("ring",) + ring_path_loaded(settings))
     timer = sweep_timer()
     checks.append(("sweep", bool(timer), timer or "no sweep timer or cron file: run install.sh"))
     emit(args, {"checks": [{"check": c, "ok": ok, "detail": d} for c, ok, d in checks]},
          ["[%s]    %s: %s" % ("PASS" if ok else "FAIL", c, d) for c, ok, d in checks])
     return OK if all(ok for _, ok, _ in checks) else PROBLEM
+
+
+def ring_path_loaded(settings):
+    """(ok, detail): the ring path's contexts and the route it dials are in
+    the running dialplan, or a queue call to a mobile could not ring."""
+    contexts = ("qmt-ring", "qmt-confirm", settings.route)
+    try:
+        missing = [context for context in contexts
+                   if "[ Context '%s'" % context not in asterisk_cli("dialplan show %s" % context)]
+    except AmiError as error:
+        return False, str(error)
+    if missing:
+        return False, "not in the running dialplan: %s (is extensions_queue_mobile_toggle.conf included, " \
+            "and [member] route your outbound route context?)" % ", ".join(missing)
+    return True, "contexts qmt-ring, qmt-confirm and the route %s are loaded" % settings.route
 
 
 # -- shared steps -------------------------------------------------------------
@@ -216,11 +233,11 @@ def mobile_members(settings, queue):
         table, table_error = db.grants_by_number(db.read_table(settings.connection, settings.timeout), now), None
     except db.DatabaseError as error:
         table, table_error = None, error.reason
-    locks = pin_locks()
+    locks, misses = pin_locks(), missed_calls()
     members = []
     for queue_name, listed in sorted(queues.items()):
         for member in listed:
-            number = number_in_interface(settings.interface_template, member.get("Location", ""))
+            number = number_in_interfaces(settings.member_templates, member.get("Location", ""))
             if number is None:
                 continue  # not a mobile of ours: never touched
             judged = UNREADABLE if table is None else standing(table.get(number, []), queue_name)
@@ -232,6 +249,8 @@ def mobile_members(settings, queue):
                 "login_time": epoch_text(member.get("LoginTime")), "calls_taken": member.get("CallsTaken", ""),
                 "verdict": sweep_verdict(judged, in_call),
                 "pin_locked": number in locks and locks[number].locked(int(time.time())),
+                "ring_path": member.get("Location", "").lower() == settings.interface_for(number).lower(),
+                "missed_calls": misses.get(number, 0),
             })
     return members, table_error
 
@@ -290,6 +309,17 @@ def pin_locks():
         return {number: LockRecord.parse(text) for number, text in astdb_family(ASTDB_FAMILY).items()}
     except AmiError:
         return {}
+
+
+def missed_calls():
+    """{number: queue calls missed in a row} as the ring path counts them in
+    astdb; empty when Asterisk's CLI cannot be asked."""
+    try:
+        family = astdb_family("qmt-ring")
+    except AmiError:
+        return {}
+    return {key.split("/")[0]: int(value) for key, value in family.items()
+            if key.endswith("/missed") and value.isdigit()}
 
 
 def lock_of(number):
@@ -362,7 +392,10 @@ def describe_grant(row):
 
 def member_line(m):
     flags = [m["standing"]] + (["in call"] if m["in_call"] else []) + (["PIN locked"] if m["pin_locked"] else []) + \
-        (["paused" + (" (%s)" % m["paused_reason"] if m["paused_reason"] else "")] if m["paused"] else [])
+        (["paused" + (" (%s)" % m["paused_reason"] if m["paused_reason"] else "")] if m["paused"] else []) + \
+        (["missed %d in a row" % m["missed_calls"]] if m["missed_calls"] else []) + \
+        ([] if m["ring_path"] else ["old interface %s: rung without confirmation until it logs in again"
+                                    % m["interface"]])
     since = " since %s" % m["login_time"] if m["login_time"] else ""
     return "queue %s %s (%s)%s: %s" % (m["queue"], m["number"], m["name"] or "-", since, ", ".join(flags))
 

@@ -2,7 +2,16 @@
 
 import configparser
 
+import re
+
 from .rules import ASCII_DIGITS, INTERFACE, MAX_DIGITS, QUEUE_NAME, interface_for
+
+# The member interface of every login: the project's ring path (the
+# dialplan's [qmt-ring]), which dials the outbound route in `route`.
+RING_INTERFACE = "Local/{number}@qmt-ring/n"
+CONTEXT_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
+SOUND_NAME = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*\Z")
+FIXED_CALLER_ID = re.compile(r"\+?[0-9]{1,20}\Z")
 
 CONFIG_PATH = "/etc/asterisk/queue_mobile_toggle.conf"
 SYSLOG_FACILITIES = ("user", "daemon") + tuple("local%d" % n for n in range(8))
@@ -19,8 +28,7 @@ class Settings:
         get = parser.get
         self.connection = get("database", "connection", fallback="DSN=queue_mobile_toggle").strip()
         self.timeout = _positive_float(get("database", "timeout", fallback="3"), "database.timeout")
-        self.interface_template = get(
-            "member", "interface", fallback="Local/{number}@outbound-allroutes/n").strip()
+        self._read_member(parser)
         self.country_code = _digits(get("numbers", "country_code", fallback="7"), "numbers.country_code")
         self.trunk_prefix = _digits(get("numbers", "trunk_prefix", fallback="8"), "numbers.trunk_prefix",
                                     allow_empty=True)
@@ -52,13 +60,56 @@ class Settings:
             raise ConfigError("database.connection is empty")
         if self.syslog_facility not in SYSLOG_FACILITIES:
             raise ConfigError("log.syslog_facility must be one of " + ", ".join(SYSLOG_FACILITIES))
-        if self.interface_template.count("{number}") != 1:
-            raise ConfigError("member.interface must contain {number} once")
-        if not INTERFACE.match(self.interface_template.replace("{number}", "0")):
-            raise ConfigError("member.interface has characters a channel name must not have")
+
+    def _read_member(self, parser):
+        """[member]: the ring path's settings, and the older interfaces a
+        member may still be in by. Before the ring path, `interface` was the
+        member interface itself (Local/{number}@<route>/n): an existing
+        config that has it keeps its route and its members can leave."""
+        get = parser.get
+        self.interface_template = RING_INTERFACE
+        legacy = get("member", "interface", fallback="").strip()
+        if legacy and (legacy.count("{number}") != 1 or not INTERFACE.match(legacy.replace("{number}", "0"))):
+            raise ConfigError("member.interface must contain {number} once and only a channel name's characters")
+        legacy_route = re.match(r"Local/\{number\}@([A-Za-z0-9_-]+)/n\Z", legacy)
+        self.route = get("member", "route", fallback=legacy_route.group(1) if legacy_route else
+                         "outbound-allroutes").strip()
+        if not CONTEXT_NAME.match(self.route):
+            raise ConfigError("member.route must be a dialplan context name")
+        self.old_templates = [template for template in ("Local/{number}@%s/n" % self.route, legacy)
+                              if template and template != RING_INTERFACE]
+        self.old_templates = list(dict.fromkeys(self.old_templates))
+        self.ring_seconds = _whole(get("member", "ring_seconds", fallback="20"), "member.ring_seconds", 1, 600)
+        self.confirm = _yes_no(get("member", "confirm", fallback="yes"), "member.confirm")
+        self.answer_wait = _whole(get("member", "answer_wait", fallback="5"), "member.answer_wait", 1, 30)
+        self.pause_after = _whole(get("member", "pause_after_missed", fallback="3"), "member.pause_after_missed",
+                                  0, 100)
+        self.announce = get("member", "announce", fallback="").strip()
+        if self.announce and not SOUND_NAME.match(self.announce):
+            raise ConfigError("member.announce must be a sound file name (letters, digits, _ - /)")
+        callerid = get("member", "callerid", fallback="customer").strip()
+        if callerid != "customer" and not FIXED_CALLER_ID.match(callerid):
+            raise ConfigError("member.callerid must be 'customer' or a number")
+        self.fixed_callerid = "" if callerid == "customer" else callerid
 
     def interface_for(self, number):
         return interface_for(self.interface_template, number)
+
+    def interfaces_for(self, number):
+        """Every interface this number may be a member by: the ring path's first."""
+        return [interface_for(template, number) for template in [self.interface_template] + self.old_templates]
+
+    @property
+    def member_templates(self):
+        return [self.interface_template] + self.old_templates
+
+    def ring_variables(self, confirm):
+        """QMT_RING_*: what the dialplan stores in astdb at login for the
+        ring path, which runs without Python."""
+        return [("QMT_RING_ROUTE", self.route), ("QMT_RING_SECONDS", str(self.ring_seconds)),
+                ("QMT_RING_CONFIRM", "1" if confirm else "0"), ("QMT_RING_ANSWER_WAIT", str(self.answer_wait)),
+                ("QMT_RING_PAUSE_AFTER", str(self.pause_after)), ("QMT_RING_CALLERID", self.fixed_callerid),
+                ("QMT_RING_ANNOUNCE", self.announce)]
 
     @property
     def number_rules(self):

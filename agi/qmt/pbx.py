@@ -6,7 +6,7 @@ command talks to Asterisk through qmt.ami instead.
 import os
 import re
 
-from .rules import answer_variables, is_valid_queue_name, printable
+from .rules import Membership, answer_variables, is_valid_queue_name, member_by, printable
 
 AGI_KEY = re.compile(r"agi_[a-z0-9_]{1,32}\Z")
 # The longest line Asterisk sends a script: a GET FULL VARIABLE answer of
@@ -153,14 +153,18 @@ class Channel:
     def queue_exists(self, queue):
         return self.agi.get_variable("QUEUE_EXISTS(%s)" % queue).strip() == "1"
 
-    def is_member(self, queue, interface):
-        """True or False; None when the list filled Asterisk's buffer and
-        so may have lost the very member we look for."""
+    def membership(self, queue, interfaces):
+        """Membership by the first of `interfaces` listed (paused is asked
+        of the ring path's interface, interfaces[0], only); False when none
+        is; None when the list filled Asterisk's buffer and so may have
+        lost the very member we look for."""
         listed = self.agi.get_full_variable("${QUEUE_MEMBER_LIST(%s)}" % queue)
-        wanted = interface.lower()
-        if any(member.strip().lower() == wanted for member in listed.split(",")):
-            return True
-        return None if len(listed) >= FULL_VARIABLE_LIMIT else False
+        interface = member_by(listed.split(","), interfaces)
+        if interface is None:
+            return None if len(listed) >= FULL_VARIABLE_LIMIT else False
+        paused = interface == interfaces[0] and \
+            self.agi.get_variable("QUEUE_MEMBER(%s,paused,%s)" % (queue, interface)).strip() == "1"
+        return Membership(interface, paused)
 
     def persisted_queues(self):
         """Queues with persisted dynamic members (empty where
@@ -187,12 +191,12 @@ class Channel:
     def astdb_put(self, family, key, value):
         self.agi.execute("DATABASE PUT", family, key, value)
 
-    def publish(self, number, decision, interface):
+    def publish(self, number, decision, interface, ring=()):
         """The whole answer in one command (MSet, in the order of
         answer_variables): one round trip instead of a dozen, and the
         dialplan sees all of it or none. Every value is built from checked
         characters, none of them a comma, quote or backslash."""
-        pairs = ",".join("%s=%s" % pair for pair in answer_variables(number, decision, interface))
+        pairs = ",".join("%s=%s" % pair for pair in answer_variables(number, decision, interface, ring))
         self.agi.execute("EXEC", "MSet", '"%s"' % pairs)
 
     def verbose(self, line):

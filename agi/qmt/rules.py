@@ -9,7 +9,7 @@ import re
 
 from .pin import hashes_to_check, is_pin_hash
 
-LOGGEDIN, LOGGEDOUT, DENIED, ERROR = "LOGGEDIN", "LOGGEDOUT", "DENIED", "ERROR"
+LOGGEDIN, LOGGEDOUT, PAUSED, DENIED, ERROR = "LOGGEDIN", "LOGGEDOUT", "PAUSED", "DENIED", "ERROR"
 
 ASCII_DIGITS = frozenset("0123456789")
 MIN_DIGITS, MAX_DIGITS = 6, 15
@@ -79,6 +79,15 @@ def interface_for(template, number):
     return template.replace("{number}", number)
 
 
+def number_in_interfaces(templates, interface):
+    """The number of a member interface made from any of `templates`, or None."""
+    for template in templates:
+        number = number_in_interface(template, interface)
+        if number is not None:
+            return number
+    return None
+
+
 def number_in_interface(template, interface):
     """The number of a member interface made from `template`, or None when
     the interface is not one of ours (compared as Asterisk does: any case)."""
@@ -123,17 +132,19 @@ class Grant:
     """One allowlist row, judged: may this number be a member of `queue`
     now? `status` says why (ACTIVE, DISABLED, EXPIRED, NOT_YET_VALID,
     BAD_ROW); `problem` names what is wrong with a bad row; `pin_hash` is
-    the row's PIN hash (None: no PIN)."""
+    the row's PIN hash (None: no PIN); `confirm` is the row's confirm_answer
+    (None: the config's default)."""
 
-    __slots__ = ("queue", "penalty", "member_name", "status", "problem", "pin_hash")
+    __slots__ = ("queue", "penalty", "member_name", "status", "problem", "pin_hash", "confirm")
 
-    def __init__(self, queue, penalty, member_name, status, problem=None, pin_hash=None):
+    def __init__(self, queue, penalty, member_name, status, problem=None, pin_hash=None, confirm=None):
         self.queue = queue
         self.penalty = penalty
         self.member_name = member_name
         self.status = status
         self.problem = problem
         self.pin_hash = pin_hash
+        self.confirm = confirm
 
     @property
     def active(self):
@@ -145,10 +156,12 @@ class Grant:
 
 def judge_row(row, number, now):
     """Turn a raw (queue, penalty, member_name, enabled, valid_from,
-    valid_until[, pin_hash]) row into a Grant; a row that is malformed never
-    grants. None for a row whose queue name could never be used."""
+    valid_until[, pin_hash[, confirm_answer]]) row into a Grant; a row that
+    is malformed never grants. None for a row whose queue name could never
+    be used."""
     queue, penalty, member_name, enabled, valid_from, valid_until = row[:6]
     pin_hash = (row[6] if len(row) > 6 else None) or None
+    confirm = _as_confirm(row[7] if len(row) > 7 else None)
     queue = queue.strip() if isinstance(queue, str) else queue
     if not is_valid_queue_name(queue):
         return None
@@ -162,7 +175,7 @@ def judge_row(row, number, now):
     if pin_hash is not None and not is_pin_hash(pin_hash):
         return Grant(queue, 0, number, BAD_ROW, "bad_pin_hash")    # never a login without its PIN
     return Grant(queue, penalty, safe_member_name(member_name, number), _row_status(enabled, starts, ends, now),
-                 pin_hash=pin_hash)
+                 pin_hash=pin_hash, confirm=confirm)
 
 
 def _row_status(enabled, starts, ends, now):
@@ -182,6 +195,14 @@ def _as_penalty(value):
     except (TypeError, ValueError):
         return None
     return penalty if 0 <= penalty <= MAX_PENALTY else None
+
+
+def _as_confirm(value):
+    """confirm_answer: NULL is None (the config decides); only a plain 0
+    turns confirmation off, so that a garbled value keeps the safe side."""
+    if value is None:
+        return None
+    return str(value).strip() not in ("0", "0.0", "False", "false")
 
 
 def _as_flag(value):
@@ -207,15 +228,17 @@ class LookupFailure:
 
 
 class Decision:
-    """What the dialplan is told to do."""
+    """What the dialplan is told to do. `interfaces` names, for a member's
+    queues, the interface it is a member by (the ring path's, or an older one)."""
 
-    __slots__ = ("state", "reason", "grants", "detail")
+    __slots__ = ("state", "reason", "grants", "detail", "interfaces")
 
-    def __init__(self, state, reason, grants=(), detail=""):
+    def __init__(self, state, reason, grants=(), detail="", interfaces=None):
         self.state = state
         self.reason = reason
         self.grants = list(grants)
         self.detail = detail
+        self.interfaces = dict(interfaces or {})
 
     @property
     def queues(self):
@@ -223,7 +246,7 @@ class Decision:
 
     @property
     def action(self):
-        return {LOGGEDIN: "logout", LOGGEDOUT: "login"}.get(self.state, "none")
+        return {LOGGEDIN: "logout", LOGGEDOUT: "login", PAUSED: "resume"}.get(self.state, "none")
 
     def __repr__(self):
         return "Decision(%s, %s, %s)" % (self.state, self.reason, self.queues)
@@ -234,17 +257,31 @@ def leaving(number, queues):
     return [Grant(queue, 0, number, ACTIVE) for queue in queues]
 
 
-def decide_one_queue(number, queue, queue_exists, is_member, lookup):
-    """Toggle in one named queue. `lookup()` gives (grants, LookupFailure or
-    None); it is asked only when the caller is not already a member, so a
-    logout never waits for the database. `is_member` is None when
-    Asterisk's member list was too long to trust."""
+class Membership:
+    """A number's membership of one queue: by which interface, and whether
+    that member is paused (only the ring path's members are ever resumed)."""
+
+    __slots__ = ("interface", "paused")
+
+    def __init__(self, interface, paused=False):
+        self.interface = interface
+        self.paused = paused
+
+    def __repr__(self):
+        return "Membership(%r, paused=%r)" % (self.interface, self.paused)
+
+
+def decide_one_queue(number, queue, queue_exists, membership, lookup):
+    """Toggle in one named queue. `membership` is a Membership, False, or
+    None when Asterisk's member list was too long to trust. `lookup()`
+    gives (grants, LookupFailure or None); a plain logout never asks it, so
+    it never waits for the database."""
     if not queue_exists:
         return Decision(ERROR, "no_such_queue", detail=queue)
-    if is_member is None:
+    if membership is None:
         return Decision(ERROR, "member_list_too_long", detail=queue)
-    if is_member:
-        return Decision(LOGGEDIN, "member", leaving(number, [queue]))
+    if membership:
+        return decide_for_member(number, {queue: membership}, lookup)
     grants, failure = lookup()
     if failure is not None:
         return Decision(ERROR, failure.reason, detail=failure.detail)
@@ -254,6 +291,31 @@ def decide_one_queue(number, queue, queue_exists, is_member, lookup):
         if grant.queue == queue and grant.problem:
             return Decision(ERROR, "bad_row", detail="%s %s" % (queue, grant.problem))
     return Decision(DENIED, "not_permitted", detail=queue)
+
+
+def decide_for_member(number, memberships, lookup):
+    """A member calls: paused in a queue he is still permitted in, he is
+    resumed there (PAUSED, the state before); otherwise he leaves every
+    queue of `memberships` ({queue: Membership}). Resuming puts a number
+    back on duty, so it needs the table: unreadable, nothing changes."""
+    interfaces = {queue: member.interface for queue, member in memberships.items()}
+    paused = [queue for queue, member in memberships.items() if member.paused]
+    if paused:
+        grants, failure = lookup()
+        if failure is not None:
+            return Decision(ERROR, failure.reason, detail=failure.detail)
+        permitted = {grant.queue for grant in grants if grant.active}
+        resumable = [queue for queue in paused if queue in permitted]
+        if resumable:
+            return Decision(PAUSED, "paused", leaving(number, resumable), interfaces=interfaces)
+    return Decision(LOGGEDIN, "member", leaving(number, list(memberships)), interfaces=interfaces)
+
+
+def member_by(listed, interfaces):
+    """Which of `interfaces` (the ring path's first) is among the member
+    interfaces `listed`, compared as Asterisk does (any case); None if none."""
+    present = {member.strip().lower() for member in listed}
+    return next((interface for interface in interfaces if interface.lower() in present), None)
 
 
 def candidate_queues(grants, known_queues):
@@ -267,14 +329,15 @@ def candidate_queues(grants, known_queues):
     return seen
 
 
-def decide_all_queues(number, grants, lookup_failure, existing, members, unsure=()):
-    """Toggle in all the caller's queues: a member of any leaves all of
-    those; otherwise he joins every existing queue he is permitted in.
-    `grants` is None when the lookup failed; `existing` (a set), `members`
-    (a list) and `unsure` (queues whose member list was too long to trust)
-    are what Asterisk reported of the candidate queues."""
-    if members:
-        return Decision(LOGGEDIN, "member", leaving(number, members))
+def decide_all_queues(number, grants, lookup_failure, existing, memberships, unsure=()):
+    """Toggle in all the caller's queues: a member of any is resumed where
+    paused (decide_for_member) or leaves all of those; otherwise he joins
+    every existing queue he is permitted in. `grants` is None when the
+    lookup failed; `existing` (a set), `memberships` ({queue: Membership})
+    and `unsure` (queues whose member list was too long to trust) are what
+    Asterisk reported of the candidate queues."""
+    if memberships:
+        return decide_for_member(number, memberships, lambda: (grants, lookup_failure))
     if unsure:
         return Decision(ERROR, "member_list_too_long", detail=",".join(unsure))
     if lookup_failure is not None:
@@ -294,6 +357,13 @@ def decide_all_queues(number, grants, lookup_failure, existing, members, unsure=
     return Decision(DENIED, "not_permitted")
 
 
+def confirms_answer(grants, default):
+    """Whether the ring path asks this number to press 1: it is one member
+    interface for all its queues, so confirmation is off only when every
+    row joined turns it off (a NULL row follows the config's default)."""
+    return any(default if grant.confirm is None else grant.confirm for grant in grants) or not grants
+
+
 def pin_needed(decision, lookup, required, for_logout):
     """Whether a call must enter a PIN: (ask, the hashes it must match, the
     reason it is refused whatever is keyed, or None). `lookup()` gives the
@@ -307,7 +377,7 @@ def pin_needed(decision, lookup, required, for_logout):
             return True, hashes, None if hashes else "pin_not_set"
     elif decision.state == DENIED and decision.reason == "not_permitted" and required:
         return True, [], "not_permitted"
-    elif decision.state == LOGGEDIN and for_logout:
+    elif decision.state in (LOGGEDIN, PAUSED) and for_logout:
         grants, failure = lookup()
         hashes = [] if failure else hashes_to_check([g for g in grants if g.queue in decision.queues])
         if hashes:
@@ -315,22 +385,26 @@ def pin_needed(decision, lookup, required, for_logout):
     return False, [], None
 
 
-def answer_variables(number, decision, interface):
+def answer_variables(number, decision, interface, ring=()):
     """The (name, value) pairs the dialplan reads, in the order sent.
-    QUEUESTAT goes last: until it is set the dialplan's preset ERROR holds,
-    so an interrupted answer can never look like a complete login."""
+    `ring` holds the ring path's settings (QMT_RING_*), sent with a login
+    only. QUEUESTAT goes last: until it is set the dialplan's preset ERROR
+    holds, so an interrupted answer can never look like a complete login."""
     pairs = [
         ("QUEUEUSER", number or ""),
         ("QAGENT_UNAUTHORIZED", "1" if decision.state == DENIED else "0"),
         ("QMT_REASON", decision.reason),
     ]
-    if decision.state in (LOGGEDIN, LOGGEDOUT):
+    if decision.state in (LOGGEDIN, LOGGEDOUT, PAUSED):
         pairs.append(("QMT_INTERFACE", interface))
         for index, grant in enumerate(decision.grants, 1):
             pairs += [("QMT_QUEUE_%d" % index, grant.queue),
                       ("QMT_PENALTY_%d" % index, str(grant.penalty)),
-                      ("QMT_NAME_%d" % index, grant.member_name)]
+                      ("QMT_NAME_%d" % index, grant.member_name),
+                      ("QMT_IFACE_%d" % index, decision.interfaces.get(grant.queue, interface))]
         pairs.append(("QMT_COUNT", str(len(decision.grants))))
+    if decision.state == LOGGEDOUT:
+        pairs += list(ring)
     pairs.append(("QUEUESTAT", decision.state))
     return pairs
 

@@ -22,11 +22,17 @@ It answers with channel variables, all in one `EXEC MSet` (QUEUESTAT last),
 set from validated characters only:
 
     QUEUEUSER            normalised number, digits only ('' if refused)
-    QUEUESTAT            LOGGEDIN | LOGGEDOUT | DENIED | ERROR (state before)
+    QUEUESTAT            LOGGEDIN | LOGGEDOUT | PAUSED | DENIED | ERROR (state
+                         before; PAUSED: a member paused where he may still
+                         be, to be resumed there)
     QAGENT_UNAUTHORIZED  1 when DENIED, else 0
-    QMT_INTERFACE        queue member interface, e.g. Local/7911...@ctx/n
+    QMT_INTERFACE        the member interface of a login: Local/<number>@qmt-ring/n
     QMT_COUNT            how many queues to act on
     QMT_QUEUE_<i>, QMT_PENALTY_<i>, QMT_NAME_<i>   for i = 1..QMT_COUNT
+    QMT_IFACE_<i>        the interface to remove or resume in queue i (a
+                         member logged in before the ring path has an older one)
+    QMT_RING_*           with LOGGEDOUT only: the ring path's settings, which
+                         the dialplan keeps in astdb (qmt-ring/<number>/...)
     QMT_REASON           short token naming why (also in the log line)
 
 Any failure ends in QUEUESTAT=ERROR (or no answer at all, which the dialplan
@@ -44,8 +50,8 @@ from .config import CONFIG_PATH, ConfigError, load_settings
 from .log import LOG_TAG, decision_line, write_log
 from .pbx import Channel, strict_agi
 from .pin import ASTDB_FAMILY, LockRecord, verify_pin
-from .rules import (DENIED, ERROR, Decision, candidate_queues, decide_all_queues, decide_one_queue,
-                    is_valid_queue_name, normalise_number, pin_needed, printable)
+from .rules import (DENIED, ERROR, Decision, candidate_queues, confirms_answer, decide_all_queues,
+                    decide_one_queue, is_valid_queue_name, normalise_number, pin_needed, printable)
 
 
 def utc_now():
@@ -58,23 +64,23 @@ def decide(asterisk, settings, number, queue, deadline, allowlist):
     overlaps the questions to Asterisk); return the Decision."""
     if queue and not is_valid_queue_name(queue):
         return Decision(ERROR, "bad_queue_argument")
-    interface = settings.interface_for(number)
+    interfaces = settings.interfaces_for(number)
     if queue:
         exists = asterisk.queue_exists(queue)
-        member = exists and asterisk.is_member(queue, interface)
-        return decide_one_queue(number, queue, exists, member, lambda: allowlist.lookup(deadline))
+        membership = exists and asterisk.membership(queue, interfaces)
+        return decide_one_queue(number, queue, exists, membership, lambda: allowlist.lookup(deadline))
     known = settings.managed_queues + asterisk.persisted_queues()
     grants, failure = allowlist.lookup(deadline)
-    existing, members, unsure = set(), [], []
+    existing, memberships, unsure = set(), {}, []
     for candidate in candidate_queues(grants, known):
         if asterisk.queue_exists(candidate):
             existing.add(candidate)
-            membership = asterisk.is_member(candidate, interface)
+            membership = asterisk.membership(candidate, interfaces)
             if membership:
-                members.append(candidate)
+                memberships[candidate] = membership
             elif membership is None:
                 unsure.append(candidate)
-    return decide_all_queues(number, grants, failure, existing, members, unsure)
+    return decide_all_queues(number, grants, failure, existing, memberships, unsure)
 
 
 def decide_for_caller(channel, settings, config_problem, now, deadline):
@@ -161,7 +167,8 @@ def run(agi, settings, config_problem=None, now=None, deadline=None):
         number, decision, allowlist = decide_for_caller(channel, settings, config_problem, now, deadline)
         if number is not None:
             decision = check_pin(channel, settings, number, decision, allowlist, deadline)
-        channel.publish(number, decision, settings.interface_for(number) if number else "")
+        ring = settings.ring_variables(confirms_answer(decision.grants, settings.confirm)) if number else ()
+        channel.publish(number, decision, settings.interface_for(number) if number else "", ring)
     except (AGIException, ValueError, EOFError, OSError) as exc:
         # SIGHUP, EOF, 510/511/520, a broken pipe: the dialplan will not read
         # an answer, and its preset QUEUESTAT=ERROR stands. Nothing changed.

@@ -156,7 +156,7 @@ def clean(pbx):
     assert ast.wait_idle(60), "a call from an earlier test is still up"
     ast.reset_members()
     pbx.sql("DELETE FROM queue_mobile_agents")
-    for q in L.QUEUES:
+    for q in L.ALL_QUEUES:
         assert ast.member_list(q) == [], f"queue {q} still has members after the reset"
     pbx.queue_log_mark = len(ast.queue_log_lines())
     pbx.log_mark = len(ast.log_text())

@@ -43,7 +43,8 @@ WHEELS_IN_ROOT = "/root/qmt-wheels"
 CALLS_DIR = "/var/tmp/qmt-calls"               # caller ID / target per call slot
 AGI_DIR = "/var/lib/asterisk/agi-bin"          # astagidir of the test asterisk.conf
 SQLITE_DB = "/var/lib/asterisk/queue_mobile_toggle.sqlite"   # install.sh's embedded allowlist
-QUEUES = ("8008", "8010")
+QUEUES = ("8008", "8010")               # the queues most tests log in to
+ALL_QUEUES = QUEUES + ("8012",)         # 8012: linear, for the ring path tests
 BENCH_FLOOR_SCRIPT = "qmt_bench_floor.py"      # written by the benchmark only
 
 
@@ -365,13 +366,26 @@ messages.log => notice,warning,error
 persistentmembers = yes
 shared_lastcall = yes
 
+; ringinuse = no: a mobile on a queue call is not rung by another (README);
+; retry = 1: a customer's next ring round starts a second after the last.
 [8008]
 strategy = ringall
 timeout = 15
+ringinuse = no
+retry = 1
 
 [8010]
 strategy = ringall
 timeout = 15
+ringinuse = no
+retry = 1
+
+; linear: the first member, then the next (members in the order added)
+[8012]
+strategy = linear
+timeout = 15
+ringinuse = no
+retry = 1
 """)
     root.write(f"{etc}/manager.conf", f"""\
 [general]
@@ -401,10 +415,46 @@ clearglobalvars = no
 
 [globals]
 
-; stand-in for FreePBX's outbound routes: the members' Local channels ring here
+; stand-in for FreePBX's outbound routes: the ring path dials the mobiles
+; here. What a mobile does is in CALLS_DIR/mobile-<number> (a test writes
+; it); without one it answers and stays silent for 3 s, like a mailbox.
 [outbound-allroutes]
-exten => _X!,1,Answer()
+exten => _X!,1,Set(QMT_MOBILE=${{FILE({CALLS_DIR}/mobile-${{EXTEN}})}})
+ same => n,Verbose(0,QMT_MOBILE_RUNG number=${{EXTEN}} mode=${{QMT_MOBILE}} cid=${{CALLERID(num)}} END)
+ same => n,GotoIf($["${{QMT_MOBILE}}" = ""]?mailbox)
+ same => n,Goto(qmt-mobile-${{QMT_MOBILE}},s,1)
+ same => n(mailbox),Answer()
  same => n,Wait(3)
+ same => n,Hangup()
+
+; the simulated mobiles: the keys go to the ring path's confirmation
+[qmt-mobile-accept]
+exten => s,1,Answer()
+ same => n,SendDTMF(wwww1)
+ same => n,Verbose(0,QMT_MOBILE_PRESSED key=1 END)
+ same => n,Wait(30)
+ same => n,Hangup()
+
+[qmt-mobile-reject]
+exten => s,1,Answer()
+ same => n,SendDTMF(wwww2)
+ same => n,Wait(30)
+ same => n,Hangup()
+
+[qmt-mobile-silent]
+exten => s,1,Answer()
+ same => n,Wait(30)
+ same => n,Hangup()
+
+[qmt-mobile-busy]
+exten => s,1,Busy(5)
+
+[qmt-mobile-congestion]
+exten => s,1,Congestion(5)
+
+[qmt-mobile-noanswer]
+exten => s,1,Ringing()
+ same => n,Wait(60)
  same => n,Hangup()
 
 ; the caller's keypad: once the toggle answers, the caller's side of the
@@ -413,10 +463,11 @@ exten => _X!,1,Answer()
 exten => _X!,1,SendDTMF(${{FILE({CALLS_DIR}/${{EXTEN}}.keys)}})
  same => n,Wait(60)
 
-; a waiting customer: the far end of an originated Queue() call
+; a waiting customer: the far end of an originated Queue() call; it hangs
+; up after QMT_WAIT seconds (default 20)
 [qmt-customer-stub]
 exten => _X!,1,Answer()
- same => n,Wait(20)
+ same => n,Wait(${{IF($["${{QMT_WAIT}}" = ""]?20:${{QMT_WAIT}})}})
  same => n,Hangup()
 
 [qmt-caller]
@@ -496,7 +547,7 @@ def _fields(names):
 
 
 PROMPTS = ["agent-loginok", "agent-loggedoff", "pbx-invalid", "sorry-youre-having-problems", "agent-pass",
-           "agent-incorrect"] + \
+           "agent-incorrect", "followme/call-from", "followme/options"] + \
     [f"digits/{d}" for d in range(10)]
 
 
@@ -705,7 +756,7 @@ class Asterisk:
 
     def reset_members(self):
         """Remove every dynamic member of the test queues (and its astdb copy)."""
-        for q in QUEUES:
+        for q in ALL_QUEUES:
             for iface in self.member_list(q):
                 self.ami.action("QueueRemove", Queue=q, Interface=iface)
         self.cli("database deltree Queue/PersistentMembers")
@@ -764,6 +815,29 @@ class Asterisk:
             time.sleep(0.1)
         raise AssertionError(f"call slot {slot} did not finish in {timeout} s; log tail:\n"
                              + self.log_text()[-3000:])
+
+    def mobile(self, number, mode):
+        """What the simulated mobile `number` does when the ring path dials
+        it: accept, reject, silent, busy, congestion, noanswer (None: the
+        default mailbox-like answer)."""
+        f = self.root.p(CALLS_DIR) / f"mobile-{number}"
+        if mode is None:
+            f.unlink(missing_ok=True)
+        else:
+            f.write_text(mode)
+            f.chmod(0o644)
+
+    def customer(self, queue, cid="74951110000", wait=20):
+        """A customer calling into `queue` (as FreePBX's queue does, with
+        __NODEST set to the queue's number); hangs up after `wait` seconds.
+        Returns the customer's extension (its channels are Local/<it>@qmt-customer-stub-...)."""
+        self.slot += 1
+        tag = f"9{self.slot}"
+        r = self.ami.action("Originate", Channel=f"Local/{tag}@qmt-customer-stub", Application="Queue",
+                            Data=queue, CallerID=f"Customer <{cid}>", Variable=f"__NODEST={queue},QMT_WAIT={wait}",
+                            Async="true")
+        assert r[0].get("Response") == "Success", r
+        return tag
 
     def call(self, cid, target="s", timeout=60, **fields):
         return self.result(self.place(cid, target, **fields), timeout)

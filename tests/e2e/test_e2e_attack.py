@@ -110,7 +110,7 @@ def test_sip_call_from_an_allowed_number_reaches_the_toggle(attack):
     pbx = attack
     r = sip_call(pbx, "4580", ALLOWED)
     assert (r["QUEUESTAT"], r["QUEUEUSER"], r["AQMSTATUS"]) == ("LOGGEDOUT", ALLOWED, "ADDED")
-    assert all(f"Local/{ALLOWED}@outbound-allroutes/n" in pbx.ast.member_list(q) for q in L.QUEUES)
+    assert all(f"Local/{ALLOWED}@qmt-ring/n" in pbx.ast.member_list(q) for q in L.QUEUES)
     lines = lines_of_channel(pbx, r["CHANNEL"])
     assert len(lines) == 1 and f"number={ALLOWED} channel={r['CHANNEL']} " in lines[0], lines
 

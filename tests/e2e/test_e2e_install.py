@@ -430,7 +430,7 @@ def test_server_backend(throwaway_root, kind, port, package):
             assert server.password not in p.stdout
             r = ast.call(L_NUM)                            # a real login through that server
             assert (r["QUEUESTAT"], r["AQMSTATUS"]) == ("LOGGEDOUT", "ADDED"), r
-            assert ast.members("8008")[f"Local/{L_NUM}@outbound-allroutes/n"]["penalty"] == 6
+            assert ast.members("8008")[f"Local/{L_NUM}@qmt-ring/n"]["penalty"] == 6
         finally:
             ast.stop()
     finally:

@@ -80,14 +80,15 @@ def test_sweep_lists_then_removes_only_the_revoked_mobile(clean):
     pbx.ast.ami.action("QueueAdd", Queue="8008", Interface=DESK)
     assert qmt(pbx, "revoke", NUM).returncode == 0
     mark = len(new_queue_log(pbx))
+    other = f"Local/{OTHER}@qmt-ring/n"
 
     listed = qmt(pbx, "sweep")
     assert listed.returncode == 1 and listed.stdout.startswith(f"would remove: queue 8008 {NUM}")
-    assert sorted(pbx.ast.member_list("8008")) == sorted([IFACE, OTHER_IFACE, DESK])
+    assert sorted(pbx.ast.member_list("8008")) == sorted([IFACE, other, DESK])
 
     code, report = qmt_json(pbx, "sweep", "--apply")
     assert code == 0 and [(m["number"], m["removed"]) for m in report["members"]] == [(NUM, True)]
-    assert sorted(pbx.ast.member_list("8008")) == sorted([OTHER_IFACE, DESK])
+    assert sorted(pbx.ast.member_list("8008")) == sorted([other, DESK])
     assert [line.split("|")[2:5] for line in new_queue_log(pbx)[mark:]] == [["8008", IFACE, "REMOVEMEMBER"]]
     assert any(f"sweep number={NUM} queue=8008 interface={IFACE} standing=not_in_table removed" in line
                for line in pbx.qmt_log())
@@ -115,18 +116,20 @@ def test_sweep_leaves_a_member_on_a_call_for_the_next_run(clean):
     pbx.allow(NUM, "8008")
     assert pbx.ast.call(NUM)["AQMSTATUS"] == "ADDED"
     pbx.sql("UPDATE queue_mobile_agents SET enabled = 0")
-    # a customer call into 8008: the member's Local channel answers and
-    # stays up for a few seconds (the route stub waits)
-    pbx.ast.ami.action("Originate", Channel="Local/100@qmt-customer-stub", Application="Queue", Data="8008",
-                       Async="true")
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        code, report = qmt_json(pbx, "status")
-        if report["members"] and report["members"][0]["in_call"]:
-            break
-        time.sleep(0.2)
-    else:
-        raise AssertionError("the member never showed as in call")
+    # a customer call into 8008: the mobile accepts it and stays on the line
+    pbx.ast.mobile(NUM, "accept")
+    try:
+        pbx.ast.customer("8008", wait=10)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            code, report = qmt_json(pbx, "status")
+            if report["members"] and report["members"][0]["in_call"]:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the member never showed as in call")
+    finally:
+        pbx.ast.mobile(NUM, None)
     code, report = qmt_json(pbx, "sweep", "--apply")
     assert [(m["verdict"], m["removed"]) for m in report["members"]] == [("wait", False)]
     assert pbx.ast.member_list("8008") == [IFACE]
@@ -148,5 +151,5 @@ def test_the_sweep_runs_from_cron_as_the_asterisk_user(pbx):
 def test_doctor_passes_on_the_installation(pbx):
     p = qmt(pbx, "doctor")
     assert p.returncode == 0, p.stdout + p.stderr
-    for check in ("config", "database", "ami", "sweep"):
+    for check in ("config", "database", "ami", "ring", "sweep"):
         assert f"[PASS]    {check}:" in p.stdout

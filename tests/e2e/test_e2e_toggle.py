@@ -11,7 +11,7 @@ import pytest
 import e2elib as L
 
 NUM = "79112223344"
-IFACE = f"Local/{NUM}@outbound-allroutes/n"
+IFACE = f"Local/{NUM}@qmt-ring/n"
 OTHER = "79998887766"
 DIGITS = [f"digits/{d}" for d in NUM]
 
@@ -314,7 +314,8 @@ def hand_over(pbx, gosub, queues):
     script's check and the dialplan's action (9999 never exists)."""
     steps = [f"Set(QMT_INTERFACE={IFACE})", f"Set(QMT_COUNT={len(queues)})", "Set(QMT_REMAINING=)"]
     for i, queue in enumerate(queues, 1):
-        steps += [f"Set(QMT_QUEUE_{i}={queue})", f"Set(QMT_PENALTY_{i}=0)", f"Set(QMT_NAME_{i}={NUM})"]
+        steps += [f"Set(QMT_QUEUE_{i}={queue})", f"Set(QMT_PENALTY_{i}=0)", f"Set(QMT_NAME_{i}={NUM})",
+                  f"Set(QMT_IFACE_{i}={IFACE})"]
     steps += [f"Gosub({gosub},s,1())",
               "Verbose(0,QMT_DONE slot=${EXTEN} QMT_FAILED=${QMT_FAILED} QMT_REMAINING=${QMT_REMAINING} END)"]
     pbx.ast.cli(f"dialplan remove context {UNDO_CTX}")

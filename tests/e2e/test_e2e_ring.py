@@ -1,0 +1,308 @@
+"""The ring path on a real Asterisk: customers call queue 8008 (ringall),
+8012 (linear) and 8010; the logged-in mobiles are simulated in the route
+stub (e2elib: accept = answers and presses 1, reject = presses 2, silent,
+busy, congestion, noanswer). What is checked is what the admin sees:
+queue_log lines, member states in QueueStatus, and the prompts played."""
+
+import re
+import time
+
+import pytest
+
+import e2elib as L
+
+A, B = "79115550001", "79115550002"
+RING_A, RING_B = f"Local/{A}@qmt-ring/n", f"Local/{B}@qmt-ring/n"
+CUSTOMER = "74951110000"
+CONF = "/etc/asterisk/queue_mobile_toggle.conf"
+# Short rings for the tests; the queues' timeout (15 s) is above
+# ring_seconds + prompt + answer_wait, as the README asks.
+TEST_SETTINGS = {"ring_seconds": "4", "answer_wait": "2", "pause_after_missed": "3"}
+
+
+def set_member_settings(pbx, **values):
+    """Change [member] keys of the installed config (an admin's edit)."""
+    conf = pbx.root.p(CONF)
+    text = conf.read_text()
+    for key, value in values.items():
+        text, found = re.subn(rf"(?m)^{key} *=.*$", f"{key} = {value}", text)
+        assert found == 1, f"{key} not in the installed config"
+    conf.write_text(text)
+
+
+@pytest.fixture(scope="module")
+def ring_settings(pbx):
+    conf = pbx.root.p(CONF)
+    before = conf.read_text()
+    set_member_settings(pbx, **TEST_SETTINGS)
+    yield
+    conf.write_text(before)
+
+
+@pytest.fixture
+def ring(clean, ring_settings):
+    pbx = clean
+    for number in (A, B):
+        pbx.ast.mobile(number, None)
+        pbx.ast.cli(f"database deltree qmt-ring/{number}")
+    yield pbx
+    hang_up_everything(pbx)
+
+
+def hang_up_everything(pbx):
+    pbx.ast.cli("channel request hangup all")
+    assert pbx.ast.wait_idle(30)
+
+
+def login(pbx, number, *queues, mode="accept"):
+    """Log the mobile in (all-queues code) to these queues, then start this
+    test's log and queue_log from here."""
+    for queue in queues:
+        pbx.allow(number, queue)
+    pbx.ast.mobile(number, mode)
+    done = pbx.ast.call(number)
+    assert (done["QUEUESTAT"], done["AQMSTATUS"]) == ("LOGGEDOUT", "ADDED"), done
+    pbx.queue_log_mark = len(pbx.ast.queue_log_lines())
+    pbx.log_mark = len(pbx.ast.log_text())
+    return done
+
+
+def new_qlog(pbx):
+    return pbx.ast.queue_log_lines()[pbx.queue_log_mark:]
+
+
+def events(pbx, event, agent=None):
+    """queue_log lines of this test with that event (and agent: the member's
+    name, which is the number unless the table names it)."""
+    found = []
+    for line in new_qlog(pbx):
+        fields = line.split("|")
+        if len(fields) > 4 and fields[4] == event and (agent is None or fields[3] == agent):
+            found.append(fields)
+    return found
+
+
+def wait_for(predicate, timeout=30, what="the condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"{what} not seen in {timeout} s")
+
+
+def connected_to(pbx, agent, timeout=30):
+    return wait_for(lambda: events(pbx, "CONNECT", agent), timeout, f"CONNECT to {agent}")
+
+
+def astdb(pbx, number, key):
+    """qmt-ring/<number>/<key> from astdb ('' when absent)."""
+    m = re.search(r"^Value: (.*)$", pbx.ast.cli(f"database get qmt-ring/{number} {key}"), re.M)
+    return m.group(1).strip() if m else ""
+
+
+def missed(pbx, number):
+    return astdb(pbx, number, "missed")
+
+
+def member_state(pbx, queue, interface):
+    for m in pbx.ast.ami.action("QueueStatus", Queue=queue):
+        if m.get("Event") == "QueueMember" and m.get("Location") == interface:
+            return m
+    return None
+
+
+def new_log(pbx):
+    return pbx.ast.log_text()[pbx.log_mark:]
+
+
+def rung(pbx, number):
+    """How often the route stub dialled this mobile in this test."""
+    return new_log(pbx).count(f"app_verbose.c: QMT_MOBILE_RUNG number={number} ")
+
+
+def channels_of(pbx, number):
+    return [c for c in pbx.ast.channels() if f"Local/{number}@" in c]
+
+
+# -- answer confirmation ---------------------------------------------------------
+
+def test_a_mobile_that_presses_1_is_connected_and_hears_the_confirmation(ring):
+    pbx = ring
+    login(pbx, A, "8008", mode="accept")
+    customer = pbx.ast.customer("8008", cid=CUSTOMER)
+    connected_to(pbx, A)
+    log = new_log(pbx)
+    assert f"QMT_MOBILE_RUNG number={A} mode=accept cid={CUSTOMER} END" in log   # the customer's number
+    played = L.prompts([line for line in log.splitlines() if re.search(rf"Local/{A}@outbound-allroutes-\w+;1>", line)])
+    assert played == ["followme/call-from", "digits/8", "digits/0", "digits/0", "digits/8", "followme/options"]
+    # The customer heard none of it: nothing was played on the customer's channels.
+    assert not re.search(rf"Local/{customer}@qmt-customer-stub-\w+;\d> Playing", log)
+    assert events(pbx, "RINGNOANSWER", A) == [] and events(pbx, "QMTMISSED") == []
+    assert missed(pbx, A) == "0"
+
+
+@pytest.mark.parametrize("mode, event, info", [("silent", "QMTNOCONFIRM", "TIMEOUT"), ("reject", "QMTREJECT", "2")])
+def test_a_silent_or_rejecting_mobile_is_not_connected_and_the_next_member_is_rung(ring, mode, event, info):
+    pbx = ring
+    login(pbx, A, "8012", mode=mode)          # linear: A first
+    login(pbx, B, "8012", mode="accept")
+    pbx.ast.customer("8012", cid=CUSTOMER)
+    connect = connected_to(pbx, B)
+    assert events(pbx, "CONNECT", A) == []
+    call_id = connect[0][1]
+    assert [f[5:] for f in events(pbx, event, A)] == [[info]]
+    assert [f[1] for f in events(pbx, event, A)] == [call_id]          # the customer's call
+    assert [f[5:7] for f in events(pbx, "QMTMISSED", A)] == [["CONGESTION", "1"]]
+    assert len(events(pbx, "RINGNOANSWER", A)) == 1
+    assert missed(pbx, A) == "1" and missed(pbx, B) == "0"
+
+
+def test_confirmation_turned_off_for_a_number_connects_on_answer_without_a_prompt(ring):
+    pbx = ring
+    pbx.allow(A, "8008")
+    pbx.sql("UPDATE queue_mobile_agents SET confirm_answer = 0 WHERE number = ?", (A,))
+    login(pbx, A, mode="silent")               # answers, never presses a key
+    pbx.ast.customer("8008")
+    connected_to(pbx, A)
+    assert astdb(pbx, A, "confirm") == "0"
+    assert "followme/" not in new_log(pbx)
+
+
+# -- missed calls ------------------------------------------------------------------
+
+def wait_paused(pbx, queue, interface, timeout=40):
+    return wait_for(lambda: (member_state(pbx, queue, interface) or {}).get("Paused") == "1", timeout,
+                    f"{interface} paused in {queue}")
+
+
+@pytest.mark.parametrize("mode", ["busy", "noanswer", "silent", "congestion"])
+def test_three_missed_calls_pause_the_member_in_every_queue(ring, mode):
+    pbx = ring
+    login(pbx, A, "8008", "8010", mode=mode)
+    pbx.ast.customer("8008", wait=40)
+    wait_paused(pbx, "8008", RING_A)
+    for queue in ("8008", "8010"):
+        state = member_state(pbx, queue, RING_A)
+        assert (state["Paused"], state["PausedReason"]) == ("1", "qmt-missed"), state
+    assert [f[5:7] for f in events(pbx, "QMTMISSED", A)] == \
+        [[{"busy": "BUSY", "noanswer": "NOANSWER"}.get(mode, "CONGESTION"), str(n)] for n in (1, 2, 3)]
+    assert len(events(pbx, "PAUSEALL", A)) == 1
+    assert [f[5] for f in events(pbx, "PAUSE", A)] == ["qmt-missed", "qmt-missed"]
+    assert "qmt-missed" in pbx.ast.cli("queue show 8008")
+    assert missed(pbx, A) == "0"          # counted afresh after the pause
+    hang_up_everything(pbx)
+    assert rung(pbx, A) == 3              # paused: not rung again
+
+
+def test_an_accepted_call_resets_the_count(ring):
+    pbx = ring
+    login(pbx, A, "8008", mode="reject")
+    pbx.ast.customer("8008", wait=40)
+    wait_for(lambda: missed(pbx, A) == "2", 30, "two misses")
+    pbx.ast.mobile(A, "accept")
+    connected_to(pbx, A)
+    assert missed(pbx, A) == "0"
+    state = member_state(pbx, "8008", RING_A)
+    assert state["Paused"] == "0"
+    assert [f[6] for f in events(pbx, "QMTMISSED", A)] == ["1", "2"]
+
+
+def test_a_lost_ringall_race_is_not_a_miss_and_stops_the_prompt(ring):
+    pbx = ring
+    login(pbx, A, "8008", mode="accept")
+    login(pbx, B, "8008", mode="silent")       # answers, would wait for a key
+    pbx.ast.customer("8008")
+    connected_to(pbx, A)
+    # B's ring was cancelled by the queue: its prompt stops within a second or so
+    wait_for(lambda: channels_of(pbx, B) == [], 3, "B's channels gone")
+    assert events(pbx, "QMTMISSED", B) == [] and events(pbx, "QMTNOCONFIRM", B) == []
+    assert missed(pbx, B) == "0"
+
+
+def test_a_customer_who_hangs_up_while_the_mobile_rings_is_not_a_miss(ring):
+    pbx = ring
+    login(pbx, A, "8008", mode="noanswer")
+    pbx.ast.customer("8008", wait=2)
+    wait_for(lambda: events(pbx, "ABANDON"), 10, "the customer's ABANDON")
+    assert pbx.ast.wait_idle(10)
+    assert events(pbx, "QMTMISSED", A) == [] and missed(pbx, A) == "0"
+
+
+# -- back on duty, busy, old members ---------------------------------------------------
+
+def test_a_paused_mobile_calling_the_code_is_resumed_then_the_next_call_logs_it_out(ring):
+    pbx = ring
+    login(pbx, A, "8008", "8010")
+    for queue in ("8008", "8010"):
+        pbx.ast.ami.action("QueuePause", Queue=queue, Interface=RING_A, Paused="true", Reason="qmt-missed")
+    done = pbx.ast.call(A)
+    assert (done["QUEUESTAT"], done["QMT_COUNT"]) == ("PAUSED", "2"), done
+    assert "agent-loginok" in " ".join(L.prompts(done["_log"]))
+    for queue in ("8008", "8010"):
+        assert member_state(pbx, queue, RING_A)["Paused"] == "0"
+    assert sorted(f[2] for f in events(pbx, "UNPAUSE", A)) == ["8008", "8010"]
+    done = pbx.ast.call(A)
+    assert (done["QUEUESTAT"], done["RQMSTATUS"]) == ("LOGGEDIN", "REMOVED"), done
+    assert all(member_state(pbx, q, RING_A) is None for q in ("8008", "8010"))
+
+
+def test_a_mobile_on_a_queue_call_is_not_rung_by_another_queue(ring):
+    pbx = ring
+    login(pbx, A, "8008", "8010", mode="accept")
+    pbx.ast.customer("8008", wait=30)
+    connected_to(pbx, A)
+    pbx.ast.customer("8010", wait=6)
+    wait_for(lambda: events(pbx, "ABANDON"), 15, "the second customer giving up")
+    assert rung(pbx, A) == 1
+    assert events(pbx, "QMTMISSED", A) == []
+
+
+def test_a_mobile_being_rung_by_one_queue_is_not_rung_by_another_at_once(ring):
+    pbx = ring
+    login(pbx, A, "8008", "8010", mode="noanswer")
+    pbx.ast.customer("8008", wait=8)
+    wait_for(lambda: rung(pbx, A) == 1, 10, "the first ring")
+    pbx.ast.customer("8010", wait=8)
+    time.sleep(2)                          # the first ring still goes on (ring_seconds = 4)
+    assert rung(pbx, A) == 1
+    assert len(channels_of(pbx, A)) == 4   # one ring: two Local pairs
+
+
+def test_two_customers_at_once_reach_two_mobiles(ring):
+    pbx = ring
+    login(pbx, A, "8008", mode="accept")
+    login(pbx, B, "8008", mode="accept")
+    pbx.ast.customer("8008", cid="74951110001")
+    pbx.ast.customer("8008", cid="74951110002")
+    wait_for(lambda: len(events(pbx, "CONNECT")) == 2, 30, "two CONNECTs")
+    connects = events(pbx, "CONNECT")
+    assert sorted(f[3] for f in connects) == [A, B]
+    assert len({f[1] for f in connects}) == 2            # two customers
+    assert events(pbx, "QMTMISSED") == []
+
+
+def test_a_mobile_logged_in_under_the_old_interface_logs_out_with_one_call(ring):
+    pbx = ring
+    old = f"Local/{A}@outbound-allroutes/n"
+    pbx.allow(A, "8008")
+    for queue in ("8008", "8010"):
+        assert pbx.ast.ami.action("QueueAdd", Queue=queue, Interface=old)[0]["Response"] == "Success"
+    done = pbx.ast.call(A)
+    assert (done["QUEUESTAT"], done["QMT_COUNT"], done["RQMSTATUS"]) == ("LOGGEDIN", "2", "REMOVED"), done
+    assert pbx.ast.member_list("8008") == [] and pbx.ast.member_list("8010") == []
+    done = pbx.ast.call(A)                  # and the next call logs in by the ring path
+    assert done["QUEUESTAT"] == "LOGGEDOUT" and pbx.ast.member_list("8008") == [RING_A]
+
+
+def test_a_fixed_caller_id_is_what_the_mobile_sees(ring):
+    pbx = ring
+    set_member_settings(pbx, callerid="74957654321")
+    try:
+        login(pbx, A, "8008", mode="accept")
+    finally:
+        set_member_settings(pbx, callerid="customer")
+    pbx.ast.customer("8008", cid=CUSTOMER)
+    connected_to(pbx, A)
+    assert f"QMT_MOBILE_RUNG number={A} mode=accept cid=74957654321 END" in new_log(pbx)
