@@ -60,7 +60,7 @@ def one_call(ast, number):
     ast.cli("channel request hangup all")
     ast.wait_idle(30)
     answered = first(lines, rf"app_dial\.c: Local/{number}@outbound-allroutes-\w+;1 answered")
-    accepted = first(lines, r"Executing \[s@qmt-confirm:\d+\] Set\(.*GOSUB_RESULT=\)")
+    accepted = first(lines, r"Executing \[s@qmt-confirm:\d+\] Set\(.*\"GOSUB_RESULT=\"\)")
     connected = first(lines, joined)
     return answered, accepted, connected
 
@@ -101,6 +101,10 @@ def body(root, ast, pyver, calls):
         print("  with confirmation: accepted -> connected  " + ms([c - k for _, k, c in with_confirm]))
         print("                     answered -> accepted   " + ms([k - a for a, k, _ in with_confirm])
               + "  (the prompt and the mobile's key)")
+    if with_confirm and without:
+        ratio = statistics.median([c - k for _, k, c in with_confirm]) / \
+            max(statistics.median([c - a for a, _, c in without]), 0.001)
+        print("  after the key vs. no confirmation: %.2fx" % ratio)
     if failed:
         print(f"  {failed} call(s) did not connect", file=sys.stderr)
     return 1 if failed else 0

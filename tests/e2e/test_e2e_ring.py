@@ -306,3 +306,17 @@ def test_a_fixed_caller_id_is_what_the_mobile_sees(ring):
     pbx.ast.customer("8008", cid=CUSTOMER)
     connected_to(pbx, A)
     assert f"QMT_MOBILE_RUNG number={A} mode=accept cid=74957654321 END" in new_log(pbx)
+
+
+def test_the_admins_recording_replaces_call_from_and_the_queue_number(ring):
+    pbx = ring
+    set_member_settings(pbx, announce="beep")
+    try:
+        login(pbx, A, "8008", mode="accept")
+    finally:
+        set_member_settings(pbx, announce="")
+    pbx.ast.customer("8008")
+    connected_to(pbx, A)
+    log = new_log(pbx)
+    played = L.prompts([line for line in log.splitlines() if re.search(rf"Local/{A}@outbound-allroutes-\w+;1>", line)])
+    assert played == ["beep", "followme/options"]
