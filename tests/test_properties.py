@@ -235,11 +235,13 @@ class World:
             extra="\n[pin]\nrequired = %s\n" % required)) for name, (timeout, required) in CONFIGS.items()}
 
     def call(self, mode, callerid, queue=None, members=(), plan=None, keyed=(), asterisk=None,
-             config="default", **kwargs):
-        """One run. `members`: the queues N is already a member of; `keyed`:
-        what the caller keys at each PIN prompt; `asterisk`: one kept from
-        an earlier call (its astdb holds the lockout records)."""
+             config="default", paused=(), **kwargs):
+        """One run. `members`: the queues N is already a member of (`paused`:
+        those he is paused in); `keyed`: what the caller keys at each PIN
+        prompt; `asterisk`: one kept from an earlier call (its astdb holds
+        the lockout records)."""
         asterisk = asterisk or HostileAsterisk({q: [IFACE] if q in members else [] for q in QUEUES})
+        asterisk.paused = {(q, IFACE) for q in paused if q in members}
         asterisk.plan, asterisk.applied, asterisk.said, asterisk.keyed = dict(plan or {}), [], [], list(keyed)
         open(self.log_file, "w").close()
         with forking() if mode == FORKED else contextlib.nullcontext():
@@ -519,6 +521,28 @@ def test_only_a_spelling_of_a_permitted_number_logs_in(world, mode, callerid, qu
     if not may_join and not has_control(callerid):
         assert answer.get("QUEUESTAT") == "DENIED", answer
     check_control_refused(answer, [callerid])
+
+
+@examples(60)
+@given(mode=modes(), callerid=st.sampled_from([N, "89112223344", STRANGER, UNKNOWN]),
+       queue=st.sampled_from([None, "8008", "8030"]),
+       members=st.sets(st.sampled_from(QUEUES)), paused=st.sets(st.sampled_from(QUEUES)))
+@example(mode=SCRIPT, callerid=N, queue=None, members={"8008", "8010", "8030"}, paused={"8010", "8030"})
+@counted("paused")
+def test_a_paused_member_is_resumed_exactly_where_he_may_still_be(world, mode, callerid, queue, members, paused):
+    """Resuming puts a number back on duty: only in the queues he is paused
+    in, of those this call toggles, and only where a live row lets him be."""
+    run = world.call(mode, callerid, queue, members=members, paused=paused)
+    answer = check_run(run, callerid)
+    mine = members if normalise_number(callerid) == N else set()
+    toggled = mine if queue is None else mine & {queue}
+    resumable = paused & toggled & set(GRANTS[N])
+    state = answer.get("QUEUESTAT")
+    assert (state == "PAUSED") == bool(resumable), answer
+    if resumable:
+        assert {answer["QMT_QUEUE_%d" % i] for i in range(1, int(answer["QMT_COUNT"]) + 1)} == resumable
+    elif toggled:
+        assert state == "LOGGEDIN", answer
 
 
 @examples(100)

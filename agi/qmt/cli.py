@@ -25,6 +25,7 @@ from .log import LOG_TAG, write_log
 from .ami import (AmiError, AmiView, ami_from_settings, asterisk_cli, astdb_delete, astdb_family,
                   member_in_call)
 from .pin import ASTDB_FAMILY, LockRecord, hash_pin, is_pin
+from .queues_conf import DEFAULT_TIMEOUT, QUEUES_CONF, queue_timeouts
 from .rules import (MAX_PENALTY, UNREADABLE, is_valid_queue_name, number_in_interfaces, printable, standing,
                     sweep_verdict, typed_number, without_passwords)
 from .toggle import decide, utc_now
@@ -164,6 +165,7 @@ def cmd_unlock(args, settings):
 def cmd_doctor(args, settings):
     """The installation's health, step by step; exit 1 on any failure."""
     checks = [("config", True, "%s is valid" % args.config)]
+    rows = []
     try:
         rows = db.read_table(settings.connection, settings.timeout)
         checks.append(("database", True, "table %s reachable as %s: %d row(s)" % (
@@ -171,6 +173,7 @@ def cmd_doctor(args, settings):
     except db.DatabaseError as error:
         checks.append(("database", False, "%s: %s (connection = %s)" % (
             error.reason, without_passwords(error.detail), without_passwords(settings.connection))))
+    queues = {}
     try:
         with manager(settings) as ami:
             queues = ami.queue_members()
@@ -179,11 +182,12 @@ def cmd_doctor(args, settings):
         checks.append(("ami", False, "%s (is the manager enabled in manager.conf? install.sh --enable-ami)"
                        % problem))
     checks.append(("ring",) + ring_path_loaded(settings))
+    checks.append(("queues",) + queues_ring_long_enough(settings, mobile_queues(settings, rows, queues)))
     timer = sweep_timer()
     checks.append(("sweep", bool(timer), timer or "no sweep timer or cron file: run install.sh"))
     emit(args, {"checks": [{"check": c, "ok": ok, "detail": d} for c, ok, d in checks]},
-         ["[%s]    %s: %s" % ("PASS" if ok else "FAIL", c, d) for c, ok, d in checks])
-    return OK if all(ok for _, ok, _ in checks) else PROBLEM
+         ["[%s]    %s: %s" % ({True: "PASS", False: "FAIL", None: "WARN"}[ok], c, d) for c, ok, d in checks])
+    return OK if all(ok is not False for _, ok, _ in checks) else PROBLEM
 
 
 def ring_path_loaded(settings):
@@ -199,6 +203,38 @@ def ring_path_loaded(settings):
         return False, "not in the running dialplan: %s (is extensions_queue_mobile_toggle.conf included, " \
             "and [member] route your outbound route context?)" % ", ".join(missing)
     return True, "contexts qmt-ring, qmt-confirm and the route %s are loaded" % settings.route
+
+
+# The ring path's prompts ("call from", a 4-digit queue number, "press 1...")
+# take about 8 s; 2 s more for the mobile network and the Dial.
+PROMPT_SECONDS = 10
+
+
+def mobile_queues(settings, rows, queues):
+    """Queues a mobile of ours may ring in: those the table names, and
+    those with a member of ours now (from AMI's {queue: members})."""
+    named = {row[1] for row in rows}
+    present = {queue for queue, members in queues.items()
+               if any(number_in_interfaces(settings.member_templates, m.get("Location", "")) for m in members)}
+    return sorted(named | present)
+
+
+def queues_ring_long_enough(settings, queues, path=QUEUES_CONF):
+    """(ok, detail): each of `queues` rings a member for longer than the
+    ring path needs (ring_seconds + answer_wait + the prompts), or a late
+    answer is cut mid-prompt and not counted as a miss. None (a warning)
+    when the queues' config cannot be read."""
+    needed = settings.ring_seconds + settings.answer_wait + PROMPT_SECONDS
+    timeouts = queue_timeouts(path)
+    if timeouts is None:
+        return None, "cannot read %s: queue timeouts not checked (need %d s or more)" % (path, needed)
+    short = ["%s (%d s)" % (queue, timeouts.get(queue, DEFAULT_TIMEOUT)) for queue in queues
+             if 0 < timeouts.get(queue, DEFAULT_TIMEOUT) < needed]
+    if short:
+        return False, "queue timeout shorter than the ring path's %d s (ring_seconds + answer_wait + %d): %s; " \
+            "raise it (FreePBX: Agent Timeout) or lower [member] ring_seconds" % (needed, PROMPT_SECONDS,
+                                                                                ", ".join(short))
+    return True, "%d queue(s) for mobiles, each rings a member %d s or more" % (len(queues), needed)
 
 
 # -- shared steps -------------------------------------------------------------

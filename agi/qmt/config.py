@@ -1,7 +1,6 @@
 """The configuration file, read once per run and validated."""
 
 import configparser
-
 import re
 
 from .rules import ASCII_DIGITS, INTERFACE, MAX_DIGITS, QUEUE_NAME, interface_for
@@ -76,9 +75,8 @@ class Settings:
                          "outbound-allroutes").strip()
         if not CONTEXT_NAME.match(self.route):
             raise ConfigError("member.route must be a dialplan context name")
-        self.old_templates = [template for template in ("Local/{number}@%s/n" % self.route, legacy)
-                              if template and template != RING_INTERFACE]
-        self.old_templates = list(dict.fromkeys(self.old_templates))
+        older = ["Local/{number}@%s/n" % self.route] + ([legacy] if legacy else [])
+        self.old_templates = [template for template in dict.fromkeys(older) if template != RING_INTERFACE]
         self.ring_seconds = _whole(get("member", "ring_seconds", fallback="20"), "member.ring_seconds", 1, 600)
         self.confirm = _yes_no(get("member", "confirm", fallback="yes"), "member.confirm")
         self.answer_wait = _whole(get("member", "answer_wait", fallback="5"), "member.answer_wait", 1, 30)
@@ -95,13 +93,13 @@ class Settings:
     def interface_for(self, number):
         return interface_for(self.interface_template, number)
 
-    def interfaces_for(self, number):
-        """Every interface this number may be a member by: the ring path's first."""
-        return [interface_for(template, number) for template in [self.interface_template] + self.old_templates]
-
     @property
     def member_templates(self):
+        """Every interface template a member of ours may be in by: the ring path's first."""
         return [self.interface_template] + self.old_templates
+
+    def interfaces_for(self, number):
+        return [interface_for(template, number) for template in self.member_templates]
 
     def ring_variables(self, confirm):
         """QMT_RING_*: what the dialplan stores in astdb at login for the

@@ -366,26 +366,24 @@ messages.log => notice,warning,error
 persistentmembers = yes
 shared_lastcall = yes
 
-; ringinuse = no: a mobile on a queue call is not rung by another (README);
-; retry = 1: a customer's next ring round starts a second after the last.
-[8008]
-strategy = ringall
-timeout = 15
+; As the README asks for mobiles: ringinuse = no, so that a mobile on a
+; queue call is not rung by another; a timeout above the ring path's 35 s
+; (ring_seconds 20 + answer_wait 5 + 10). retry = 1: a customer's next ring
+; round starts a second after the last.
+[mobiles](!)
+timeout = 40
 ringinuse = no
 retry = 1
 
-[8010]
+[8008](mobiles)
 strategy = ringall
-timeout = 15
-ringinuse = no
-retry = 1
+
+[8010](mobiles)
+strategy = ringall
 
 ; linear: the first member, then the next (members in the order added)
-[8012]
+[8012](mobiles)
 strategy = linear
-timeout = 15
-ringinuse = no
-retry = 1
 """)
     root.write(f"{etc}/manager.conf", f"""\
 [general]

@@ -151,5 +151,5 @@ def test_the_sweep_runs_from_cron_as_the_asterisk_user(pbx):
 def test_doctor_passes_on_the_installation(pbx):
     p = qmt(pbx, "doctor")
     assert p.returncode == 0, p.stdout + p.stderr
-    for check in ("config", "database", "ami", "ring", "sweep"):
+    for check in ("config", "database", "ami", "ring", "queues", "sweep"):
         assert f"[PASS]    {check}:" in p.stdout

@@ -15,8 +15,8 @@ A, B = "79115550001", "79115550002"
 RING_A, RING_B = f"Local/{A}@qmt-ring/n", f"Local/{B}@qmt-ring/n"
 CUSTOMER = "74951110000"
 CONF = "/etc/asterisk/queue_mobile_toggle.conf"
-# Short rings for the tests; the queues' timeout (15 s) is above
-# ring_seconds + prompt + answer_wait, as the README asks.
+# Short rings for the tests; the queues' timeout (40 s) is above
+# ring_seconds + answer_wait + the prompts, as the README asks.
 TEST_SETTINGS = {"ring_seconds": "4", "answer_wait": "2", "pause_after_missed": "3"}
 
 
