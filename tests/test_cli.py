@@ -165,3 +165,20 @@ def test_allow_with_pin_stores_its_hash_and_the_agi_asks_for_it(toggle):
     # allow again without --pin keeps the PIN
     assert qmt(toggle, "allow", N, "--queue", "8008", "--penalty", "3").returncode == 0
     assert toggle.allowlist.execute("SELECT pin_hash FROM queue_mobile_agents")[0][0] == stored
+
+
+def confirm_column(toggle):
+    return [row[0] for row in toggle.allowlist.execute("SELECT confirm_answer FROM queue_mobile_agents")]
+
+
+def test_allow_sets_confirmation_per_number_and_an_update_keeps_it_unless_told(toggle):
+    assert qmt(toggle, "allow", N, "--queue", "8008", "--confirm", "no").returncode == 0
+    assert confirm_column(toggle) == [0]
+    assert toggle.call(N, "8008").get("QMT_RING_CONFIRM") == "0"          # the AGI hands it on
+    assert "confirm no: active" in qmt(toggle, "list").stdout
+    assert qmt(toggle, "allow", N, "--queue", "8008", "--penalty", "4").returncode == 0
+    assert confirm_column(toggle) == [0]
+    assert qmt(toggle, "allow", N, "--queue", "8008", "--confirm", "default").returncode == 0
+    assert confirm_column(toggle) == [None]
+    assert toggle.call(N, "8008").get("QMT_RING_CONFIRM") == "1"
+    assert qmt(toggle, "allow", N, "--queue", "8008", "--confirm", "maybe").returncode == 2

@@ -210,24 +210,31 @@ def grants_by_number(rows, now):
     return table
 
 
-def allow(connection_string, timeout, number, queue, penalty, name, valid_from, valid_until, pin_hash=None):
+KEEP = object()   # allow(confirm=KEEP): leave the row's confirm_answer as it is
+
+
+def allow(connection_string, timeout, number, queue, penalty, name, valid_from, valid_until, pin_hash=None,
+          confirm=KEEP):
     """Insert or update the row of (number, queue), enabled; 'added' or
-    'updated'. An update keeps the row's PIN unless a new hash is given
-    (and its confirm_answer, which `qmt allow` does not set)."""
+    'updated'. An update keeps the row's PIN unless a new hash is given, and
+    its confirm_answer unless `confirm` is given (1, 0, or None for NULL:
+    the config's default). These optional columns are named only when set,
+    so that a table made before them still takes rows."""
     values = (penalty, name, valid_from, valid_until)
-    set_pin = ", pin_hash = ?" if pin_hash else ""
+    optional = {"pin_hash": pin_hash} if pin_hash else {}
+    if confirm is not KEEP:
+        optional["confirm_answer"] = confirm
 
     def upsert(cursor):
-        cursor.execute("UPDATE " + TABLE + " SET penalty = ?, member_name = ?, enabled = 1, "
-                       "valid_from = ?, valid_until = ?" + set_pin + " WHERE number = ? AND queue = ?",
-                       *values, *([pin_hash] if pin_hash else []), number, queue)
+        cursor.execute("UPDATE " + TABLE + " SET penalty = ?, member_name = ?, enabled = 1, valid_from = ?, "
+                       "valid_until = ?" + "".join(", %s = ?" % column for column in optional)
+                       + " WHERE number = ? AND queue = ?", *values, *optional.values(), number, queue)
         if cursor.rowcount > 0:
             return "updated"
-        # pin_hash is named only when set: a table made before it still takes rows.
-        cursor.execute("INSERT INTO " + TABLE + " (number, queue, penalty, member_name, enabled, "
-                       "valid_from, valid_until" + (", pin_hash" if pin_hash else "") + ") VALUES "
-                       "(?, ?, ?, ?, 1, ?, ?" + (", ?" if pin_hash else "") + ")",
-                       number, queue, *values, *([pin_hash] if pin_hash else []))
+        cursor.execute("INSERT INTO " + TABLE + " (number, queue, penalty, member_name, enabled, valid_from, "
+                       "valid_until" + "".join(", " + column for column in optional) + ") VALUES "
+                       "(?, ?, ?, ?, 1, ?, ?" + ", ?" * len(optional) + ")", number, queue, *values,
+                       *optional.values())
         return "added"
     return bounded(connection_string, timeout, upsert)
 

@@ -118,8 +118,11 @@ def cmd_allow(args, settings):
         raise UsageError("--until must be after --from")
     name = (args.name or "").strip() or None
     pin_hash = hash_pin(read_pin(settings)) if args.pin else None
-    done = with_allowlist(settings, args.dsn, db.allow, number, queue, args.penalty, name, starts, ends, pin_hash)
-    emit(args, {"number": number, "queue": queue, "result": done, "pin": bool(pin_hash)},
+    confirm = {None: db.KEEP, "yes": 1, "no": 0, "default": None}[args.confirm]
+    done = with_allowlist(settings, args.dsn, db.allow, number, queue, args.penalty, name, starts, ends, pin_hash,
+                          confirm)
+    emit(args, {"number": number, "queue": queue, "result": done, "pin": bool(pin_hash),
+                "confirm_answer": "kept" if confirm is db.KEEP else confirm},
          ["%s: %s may log in to queue %s%s" % (done, number, queue, " with a PIN" if pin_hash else "")])
     return OK
 
@@ -418,12 +421,14 @@ def epoch_text(value):
 
 def grant_dict(grant):
     return {"queue": grant.queue, "penalty": grant.penalty, "name": grant.member_name,
-            "status": grant.status, "problem": grant.problem}
+            "status": grant.status, "problem": grant.problem,
+            "confirm": {None: "default", True: "yes", False: "no"}[grant.confirm]}
 
 
 def describe_grant(row):
-    return "queue %s penalty %s name %r: %s%s" % (row["queue"], row["penalty"], row["name"], row["status"],
-                                                 " (%s)" % row["problem"] if row["problem"] else "")
+    return "queue %s penalty %s name %r%s: %s%s" % (
+        row["queue"], row["penalty"], row["name"], "" if row["confirm"] == "default" else " confirm " + row["confirm"],
+        row["status"], " (%s)" % row["problem"] if row["problem"] else "")
 
 
 def member_line(m):
@@ -489,6 +494,9 @@ def parser():
     sub.add_argument("--until", metavar="TIME", help="valid until, not including (UTC)")
     sub.add_argument("--dsn", help="ODBC DSN of an account that may write (server backends)")
     sub.add_argument("--pin", action="store_true", help="ask for a PIN (twice, not shown) and store its hash")
+    sub.add_argument("--confirm", choices=("yes", "no", "default"),
+                     help="queue calls: press 1 to accept (yes), connect on answer (no), or as [member] confirm "
+                          "(default); unset: an update keeps it, a new row has the default")
     sub = command("revoke", cmd_revoke, "delete NUMBER's rows (of one queue)")
     sub.add_argument("number")
     sub.add_argument("--queue")
