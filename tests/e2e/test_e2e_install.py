@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import uuid
 
@@ -83,6 +84,38 @@ def test_second_run_changes_nothing(pbx):
     assert "[changed]" not in p.stdout
     assert lines(p)[-1] == "queue-mobile-toggle: already installed, nothing changed."
     assert snapshot(pbx.root, watched) == before
+
+
+# The table as sql/sqlite.sql made it before pin_hash and confirm_answer.
+OLD_SQLITE_TABLE = """
+DROP TABLE queue_mobile_agents;
+CREATE TABLE queue_mobile_agents (number TEXT NOT NULL, queue TEXT NOT NULL, penalty INTEGER NOT NULL DEFAULT 0,
+    member_name TEXT, enabled INTEGER NOT NULL DEFAULT 1, valid_from TEXT, valid_until TEXT,
+    PRIMARY KEY (number, queue));
+INSERT INTO queue_mobile_agents (number, queue, member_name) VALUES ('79110000001', '8008', 'Kept');
+"""
+
+
+def test_a_rerun_adds_the_new_columns_to_an_old_sqlite_allowlist_and_keeps_its_rows(pbx):
+    saved = pbx.db.read_bytes()
+    try:
+        with sqlite3.connect(pbx.db) as c:
+            c.executescript(OLD_SQLITE_TABLE)
+        before = stat(pbx.root, DB)
+        p = pbx.root.install("--wheelhouse", L.WHEELS_IN_ROOT)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert f"[changed] allowlist: added column(s) pin_hash, confirm_answer to table queue_mobile_agents " \
+               f"in {DB} (sql/upgrade_sqlite.sql)" in p.stdout
+        with sqlite3.connect(pbx.db) as c:
+            columns = [row[1] for row in c.execute("PRAGMA table_info(queue_mobile_agents)")]
+            kept = c.execute("SELECT number, member_name, pin_hash, confirm_answer FROM queue_mobile_agents").fetchall()
+        assert columns[-2:] == ["pin_hash", "confirm_answer"]
+        assert kept == [("79110000001", "Kept", None, None)]
+        assert stat(pbx.root, DB) == before == "640 root:asterisk"
+        again = pbx.root.install("--wheelhouse", L.WHEELS_IN_ROOT)
+        assert again.returncode == 0 and "[changed]" not in again.stdout, again.stdout
+    finally:
+        pbx.db.write_bytes(saved)
 
 
 def test_agi_script_placed_where_running_asterisk_looks(pbx):

@@ -66,9 +66,14 @@ def test_status_lists_the_mobile_members_with_their_standing(clean):
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", mine["login_time"]), mine
     stranger = members[("8010", OTHER)]
     assert (stranger["standing"], stranger["paused"], stranger["paused_reason"]) == ("not_in_table", True, "lunch")
+    assert (mine["ring_path"], stranger["ring_path"]) == (True, False)     # OTHER by the old interface
     assert code == 1                                                  # a member without permission
     text = qmt(pbx, "status", "--queue", "8008")
     assert text.returncode == 0 and text.stdout.startswith(f"queue 8008 {NUM} (Ivan) since ")
+    pbx.ast.cli(f"database put qmt-ring/{NUM} missed 2")              # as the ring path counts
+    text = qmt(pbx, "status").stdout
+    assert f"queue 8008 {NUM} (Ivan)" in text and "permitted, missed 2 in a row" in text
+    assert f"old interface {OTHER_IFACE}: rung without confirmation until it logs in again" in text
 
 
 def test_sweep_lists_then_removes_only_the_revoked_mobile(clean):
