@@ -188,6 +188,7 @@ def test_three_missed_calls_pause_the_member_in_every_queue(ring, mode):
         assert (state["Paused"], state["PausedReason"]) == ("1", "qmt-missed"), state
     assert [f[5:7] for f in events(pbx, "QMTMISSED", A)] == \
         [[{"busy": "BUSY", "noanswer": "NOANSWER"}.get(mode, "CONGESTION"), str(n)] for n in (1, 2, 3)]
+    assert len(events(pbx, "RINGNOANSWER", A)) == 3       # Asterisk's own line for each
     assert len(events(pbx, "PAUSEALL", A)) == 1
     assert [f[5] for f in events(pbx, "PAUSE", A)] == ["qmt-missed", "qmt-missed"]
     assert "qmt-missed" in pbx.ast.cli("queue show 8008")
