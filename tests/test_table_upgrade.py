@@ -178,8 +178,12 @@ def call(toggle, queue="8008"):
 
 # ------------------------------------------------------------ tests
 
-@pytest.mark.parametrize("kept", OLD_TABLES)
-@pytest.mark.parametrize("backend", BACKENDS)
+def each_old_table(test):
+    """A test of this file runs on every backend and every older table."""
+    return pytest.mark.parametrize("kept", OLD_TABLES)(pytest.mark.parametrize("backend", BACKENDS)(test))
+
+
+@each_old_table
 def test_table_without_the_new_columns_still_logs_in_with_the_configured_confirm(backend, kept, old_table):
     toggle = old_table(backend, kept)
     add_rows(toggle, kept)
@@ -193,8 +197,7 @@ def test_table_without_the_new_columns_still_logs_in_with_the_configured_confirm
     assert (run.state, run.get("QMT_RING_CONFIRM")) == ("LOGGEDOUT", "0")
 
 
-@pytest.mark.parametrize("kept", OLD_TABLES)
-@pytest.mark.parametrize("backend", BACKENDS)
+@each_old_table
 def test_upgrade_file_run_twice_adds_both_columns_and_keeps_the_rows(backend, kept, old_table):
     toggle = old_table(backend, kept)
     add_rows(toggle, kept)
@@ -211,8 +214,7 @@ def test_upgrade_file_run_twice_adds_both_columns_and_keeps_the_rows(backend, ke
     assert [row["pin_hash"] for row in after] == [None, KEPT_PIN_HASH if kept else None]
 
 
-@pytest.mark.parametrize("kept", OLD_TABLES)
-@pytest.mark.parametrize("backend", BACKENDS)
+@each_old_table
 def test_upgraded_table_answers_confirm_by_row_without_new_grants(backend, kept, old_table):
     """confirm_answer 0: connected on answer; NULL: the config's default
     (yes). The AGI's SELECT grant, given before the upgrade, covers the
@@ -230,8 +232,7 @@ def test_upgraded_table_answers_confirm_by_row_without_new_grants(backend, kept,
         toggle.server.assert_select_only()
 
 
-@pytest.mark.parametrize("kept", OLD_TABLES)
-@pytest.mark.parametrize("backend", BACKENDS)
+@each_old_table
 def test_upgraded_table_refuses_confirm_answer_2(backend, kept, old_table):
     import pyodbc
     toggle = old_table(backend, kept)

@@ -26,7 +26,7 @@ from .ami import (AmiError, AmiView, ami_from_settings, asterisk_cli, astdb_dele
                   member_in_call)
 from .pin import ASTDB_FAMILY, LockRecord, hash_pin, is_pin
 from .queues_conf import DEFAULT_TIMEOUT, QUEUES_CONF, queue_timeouts
-from .rules import (MAX_PENALTY, UNREADABLE, is_valid_queue_name, number_in_interfaces, printable, standing,
+from .rules import (MAX_PENALTY, UNREADABLE, is_valid_queue_name, printable, standing,
                     sweep_verdict, typed_number, without_passwords)
 from .toggle import decide, utc_now
 
@@ -218,7 +218,7 @@ def mobile_queues(settings, rows, queues):
     those with a member of ours now (from AMI's {queue: members})."""
     named = {row[1] for row in rows}
     present = {queue for queue, members in queues.items()
-               if any(number_in_interfaces(settings.member_templates, m.get("Location", "")) for m in members)}
+               if any(settings.number_of_member(m.get("Location", "")) for m in members)}
     return sorted(named | present)
 
 
@@ -276,7 +276,7 @@ def mobile_members(settings, queue):
     members = []
     for queue_name, listed in sorted(queues.items()):
         for member in listed:
-            number = number_in_interfaces(settings.member_templates, member.get("Location", ""))
+            number = settings.number_of_member(member.get("Location", ""))
             if number is None:
                 continue  # not a mobile of ours: never touched
             judged = UNREADABLE if table is None else standing(table.get(number, []), queue_name)
@@ -341,23 +341,23 @@ def read_pin(settings):
     return pin
 
 
-def pin_locks():
-    """{number: LockRecord} of astdb's PIN lockout records; empty when
-    Asterisk's CLI cannot be asked (the lockout is then simply not shown)."""
+def astdb_or_nothing(family):
+    """astdb_family(family), or {} when Asterisk's CLI cannot be asked: what
+    it holds (lockouts, missed calls) is then simply not shown."""
     try:
-        return {number: LockRecord.parse(text) for number, text in astdb_family(ASTDB_FAMILY).items()}
+        return astdb_family(family)
     except AmiError:
         return {}
+
+
+def pin_locks():
+    """{number: LockRecord} of astdb's PIN lockout records."""
+    return {number: LockRecord.parse(text) for number, text in astdb_or_nothing(ASTDB_FAMILY).items()}
 
 
 def missed_calls():
-    """{number: queue calls missed in a row} as the ring path counts them in
-    astdb; empty when Asterisk's CLI cannot be asked."""
-    try:
-        family = astdb_family("qmt-ring")
-    except AmiError:
-        return {}
-    return {key.split("/")[0]: int(value) for key, value in family.items()
+    """{number: queue calls missed in a row} as the ring path counts them in astdb."""
+    return {key.split("/")[0]: int(value) for key, value in astdb_or_nothing("qmt-ring").items()
             if key.endswith("/missed") and value.isdigit()}
 
 

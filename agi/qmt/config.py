@@ -3,7 +3,7 @@
 import configparser
 import re
 
-from .rules import ASCII_DIGITS, INTERFACE, MAX_DIGITS, QUEUE_NAME, interface_for
+from .rules import ASCII_DIGITS, INTERFACE, MAX_DIGITS, QUEUE_NAME, interface_for, number_in_interfaces
 
 # The member interface of every login: the project's ring path (the
 # dialplan's [qmt-ring]), which dials the outbound route in `route`.
@@ -100,6 +100,10 @@ class Settings:
 
     def interfaces_for(self, number):
         return [interface_for(template, number) for template in self.member_templates]
+
+    def number_of_member(self, interface):
+        """The number of a member interface of ours (any template), or None."""
+        return number_in_interfaces(self.member_templates, interface)
 
     def ring_variables(self, confirm):
         """QMT_RING_*: what the dialplan stores in astdb at login for the

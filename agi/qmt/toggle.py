@@ -50,7 +50,7 @@ from .config import CONFIG_PATH, ConfigError, load_settings
 from .log import LOG_TAG, decision_line, write_log
 from .pbx import Channel, strict_agi
 from .pin import ASTDB_FAMILY, LockRecord, verify_pin
-from .rules import (DENIED, ERROR, Decision, candidate_queues, confirms_answer, decide_all_queues,
+from .rules import (DENIED, ERROR, LOGGEDOUT, Decision, candidate_queues, confirms_answer, decide_all_queues,
                     decide_one_queue, is_valid_queue_name, normalise_number, pin_needed, printable)
 
 
@@ -167,7 +167,9 @@ def run(agi, settings, config_problem=None, now=None, deadline=None):
         number, decision, allowlist = decide_for_caller(channel, settings, config_problem, now, deadline)
         if number is not None:
             decision = check_pin(channel, settings, number, decision, allowlist, deadline)
-        ring = settings.ring_variables(confirms_answer(decision.grants, settings.confirm)) if number else ()
+        # Only a login carries the ring path's settings (answer_variables).
+        ring = settings.ring_variables(confirms_answer(decision.grants, settings.confirm)) \
+            if decision.state == LOGGEDOUT else ()
         channel.publish(number, decision, settings.interface_for(number) if number else "", ring)
     except (AGIException, ValueError, EOFError, OSError) as exc:
         # SIGHUP, EOF, 510/511/520, a broken pipe: the dialplan will not read

@@ -18,6 +18,7 @@ CONF = "/etc/asterisk/queue_mobile_toggle.conf"
 # Short rings for the tests; the queues' timeout (40 s) is above
 # ring_seconds + answer_wait + the prompts, as the README asks.
 TEST_SETTINGS = {"ring_seconds": "4", "answer_wait": "2", "pause_after_missed": "3"}
+DEFAULTS = {"callerid": "customer", "announce": ""}          # as the installed config has them
 
 
 def set_member_settings(pbx, **values):
@@ -113,6 +114,22 @@ def member_state(pbx, queue, interface):
     return None
 
 
+def login_with(pbx, number, queue, mode, **settings):
+    """login() with these [member] settings in force (they travel at login),
+    the config put back right after."""
+    set_member_settings(pbx, **settings)
+    try:
+        login(pbx, number, queue, mode=mode)
+    finally:
+        set_member_settings(pbx, **{key: DEFAULTS[key] for key in settings})
+
+
+def heard_by_mobile(pbx, number):
+    """The sound files played to this mobile (its route channel ;1) in this test."""
+    return L.prompts([line for line in new_log(pbx).splitlines()
+                      if re.search(rf"Local/{number}@outbound-allroutes-\w+;1>", line)])
+
+
 def new_log(pbx):
     return pbx.ast.log_text()[pbx.log_mark:]
 
@@ -135,8 +152,8 @@ def test_a_mobile_that_presses_1_is_connected_and_hears_the_confirmation(ring):
     connected_to(pbx, A)
     log = new_log(pbx)
     assert f"QMT_MOBILE_RUNG number={A} mode=accept cid={CUSTOMER} END" in log   # the customer's number
-    played = L.prompts([line for line in log.splitlines() if re.search(rf"Local/{A}@outbound-allroutes-\w+;1>", line)])
-    assert played == ["followme/call-from", "digits/8", "digits/0", "digits/0", "digits/8", "followme/options"]
+    assert heard_by_mobile(pbx, A) == ["followme/call-from", "digits/8", "digits/0", "digits/0", "digits/8",
+                                       "followme/options"]
     # The customer heard none of it: nothing was played on the customer's channels.
     assert not re.search(rf"Local/{customer}@qmt-customer-stub-\w+;\d> Playing", log)
     assert events(pbx, "RINGNOANSWER", A) == [] and events(pbx, "QMTMISSED") == []
@@ -299,11 +316,7 @@ def test_a_mobile_logged_in_under_the_old_interface_logs_out_with_one_call(ring)
 
 def test_a_fixed_caller_id_is_what_the_mobile_sees(ring):
     pbx = ring
-    set_member_settings(pbx, callerid="74957654321")
-    try:
-        login(pbx, A, "8008", mode="accept")
-    finally:
-        set_member_settings(pbx, callerid="customer")
+    login_with(pbx, A, "8008", "accept", callerid="74957654321")
     pbx.ast.customer("8008", cid=CUSTOMER)
     connected_to(pbx, A)
     assert f"QMT_MOBILE_RUNG number={A} mode=accept cid=74957654321 END" in new_log(pbx)
@@ -311,13 +324,7 @@ def test_a_fixed_caller_id_is_what_the_mobile_sees(ring):
 
 def test_the_admins_recording_replaces_call_from_and_the_queue_number(ring):
     pbx = ring
-    set_member_settings(pbx, announce="beep")
-    try:
-        login(pbx, A, "8008", mode="accept")
-    finally:
-        set_member_settings(pbx, announce="")
+    login_with(pbx, A, "8008", "accept", announce="beep")
     pbx.ast.customer("8008")
     connected_to(pbx, A)
-    log = new_log(pbx)
-    played = L.prompts([line for line in log.splitlines() if re.search(rf"Local/{A}@outbound-allroutes-\w+;1>", line)])
-    assert played == ["beep", "followme/options"]
+    assert heard_by_mobile(pbx, A) == ["beep", "followme/options"]
