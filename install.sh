@@ -28,6 +28,10 @@ INCLUDE_LINE="#include $DIALPLAN"
 SHEBANG="#!$VENV/bin/python3 -I"              # -I: the package from the venv only
 QMT_LINK=/usr/local/sbin/qmt                   # the admin command, on root's PATH
 MANAGER_CONF=$ASTETC/manager.conf
+# Files root reads, most of them the asterisk user's: every mode refuses an
+# unsafe one (a link, a FIFO...) before any change, as it does those it writes.
+READ_FILES=("$ASTETC/asterisk.conf" "$ASTETC/extensions.conf" "$ASTETC/extensions_custom.conf" "$MANAGER_CONF"
+            "$CONFIG" "$MANIFEST" "$ODBC_INI" "$ODBCINST_INI")
 AMI_USER=qmt                                   # the manager account of `qmt`
 AMI_OWN_FILE=manager_queue_mobile_toggle.conf  # where manager.conf includes nothing we can use
 AMI_INCLUDE_LINE="#include $AMI_OWN_FILE"
@@ -123,6 +127,7 @@ mapfile -t PINS < <(sed -n 's/^[[:space:]]*\([A-Za-z0-9_.-]*==[^[:space:]#;]*\).
 # Root's own scratch folder (mode 700) for files built before they are put in place.
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
+trap 'exit 1' TERM       # die in a subshell ends the whole run (below)
 
 # ------------------------------------------------------------ reporting
 CHANGES=0 FAILS=0
@@ -131,21 +136,28 @@ changed() { printf '[changed] %s\n' "$*"; CHANGES=$((CHANGES + 1)); }
 note()    { printf '[note]    %s\n' "$*"; }
 pass()    { printf '[PASS]    %s\n' "$*"; }
 fail()    { printf '[FAIL]    %s\n' "$*"; FAILS=$((FAILS + 1)); }
-die()     { printf '[ERROR]   %s\n' "$*" >&2; exit 1; }
+die() {   # also from inside $(...) or a pipeline: the whole run stops, exit 1
+    printf '[ERROR]   %s\n' "$*" >&2
+    if [ "$BASHPID" != "$$" ]; then kill -s TERM "$$"; fi
+    exit 1
+}
 
 # --------------------------------------------------------------- helpers
 as_asterisk() { runuser -u "$AST_USER" -- "$@"; }     # util-linux, always on Debian
 
-# ------------------------------------------------------ files root writes
+# ------------------------------------------------ files root reads or writes
 # /etc/asterisk, /var/lib/asterisk and agi-bin belong to the asterisk user
-# (Debian, FreePBX): it can put a link or a hard link where root is about to
-# write, chmod or chown. So root never does any of that by a file's name:
-# safe_file walks to the folder without following links (every folder on the
-# way owned by root or asterisk, none writable by all), refuses a target that
-# is a link, has other hard links, is not a regular file or belongs to
-# someone else, changes mode and owner through an open file, and replaces
-# contents whole: a new file beside the old one, renamed over it, so that a
-# failure half-way leaves the old file as it was.
+# (Debian, FreePBX): it can put a link, a hard link, a FIFO or a folder
+# where root is about to read or write. So root never reads, writes, chmods
+# or chowns by a file's name: safe_file walks to the folder as given, one
+# name at a time without following links (a folder link is followed only
+# when only root could have made it), every folder owned by root or
+# asterisk and none writable by all; it refuses a target that is a link,
+# has other hard links, is not a regular file (opened non-blocking, so a
+# FIFO never stalls the run) or belongs to someone else; it changes mode and
+# owner through an open file, and replaces contents whole: a new file beside
+# the old one, renamed over it, so that a failure half-way leaves the old
+# file as it was.
 SAFE_FILE_PY=$(cat <<'PY'
 import grp, os, pwd, stat, sys
 
@@ -161,6 +173,9 @@ def user(uid):
 TRUSTED = (0, pwd.getpwnam(sys.argv[1]).pw_uid)
 op, path, args = sys.argv[2], sys.argv[3], sys.argv[4:]
 folder, name = os.path.split(path)
+FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFDIR: "a folder", stat.S_IFSOCK: "a socket",
+         stat.S_IFCHR: "a device", stat.S_IFBLK: "a device"}
 
 def vet_folder(st, where):
     if st.st_uid not in TRUSTED:
@@ -168,24 +183,69 @@ def vet_folder(st, where):
     if st.st_mode & stat.S_IWOTH:
         raise Refused("the folder %s is writable by anyone" % where)
 
-def open_folder():
-    fd, where = os.open("/", os.O_RDONLY | os.O_DIRECTORY), ""
-    vet_folder(os.fstat(fd), "/")
-    for part in [p for p in os.path.realpath(folder).split("/") if p]:
-        where += "/" + part
-        try:
-            sub = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-        finally:
-            os.close(fd)
-        fd = sub
+def made_by_root(link, parent):
+    """Only root could have made this link (Debian's /var/run -> /run, /lib -> usr/lib):
+    it is root's, in a folder of root's that nobody else may write."""
+    return link.st_uid == 0 and parent.st_uid == 0 and not parent.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+def names(p):
+    return [part for part in p.split("/") if part not in ("", ".")]
+
+def make_folder(fd, part, mode, uid, gid):
+    os.mkdir(part, 0o700, dir_fd=fd)
+    sub = os.open(part, FOLDER, dir_fd=fd)
+    try:
+        os.fchown(sub, uid, gid)
+        os.fchmod(sub, mode)
+    finally:
+        os.close(sub)
+
+def open_folder(where_to, create=None):
+    """where_to, walked from / as given (no realpath: it would follow a
+    planted link). create=(mode, uid, gid): make what is missing, the
+    folders on the way 755 root:root."""
+    todo, links = names(where_to)[::-1], 0          # a stack: a followed link pushes its target
+    fd, where = os.open("/", FOLDER), "/"
+    try:
         vet_folder(os.fstat(fd), where)
-    return fd
+        while todo:
+            part = todo.pop()
+            here = os.path.normpath(os.path.join(where, part))
+            try:
+                st = os.stat(part, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                if create is None:
+                    raise
+                make_folder(fd, part, *(create if not todo else (0o755, 0, 0)))
+                st = os.stat(part, dir_fd=fd, follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                target = os.readlink(part, dir_fd=fd)
+                if not made_by_root(st, os.fstat(fd)):
+                    raise Refused("the folder %s is a symbolic link to %s" % (here, target))
+                links += 1
+                if links > 40:
+                    raise Refused("the folder %s: too many links" % here)
+                todo.extend(names(target)[::-1])
+                if target.startswith("/"):
+                    os.close(fd)
+                    fd, where = os.open("/", FOLDER), "/"
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                raise Refused("%s is not a folder" % here)
+            sub = os.open(part, FOLDER, dir_fd=fd)
+            os.close(fd)
+            fd, where = sub, here
+            vet_folder(os.fstat(fd), where)
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
 
 def vet(st, dfd):
     if stat.S_ISLNK(st.st_mode):
         raise Refused("it is a symbolic link to %s" % os.readlink(name, dir_fd=dfd))
     if not stat.S_ISREG(st.st_mode):
-        raise Refused("it is not a regular file")
+        raise Refused("it is not a regular file but %s" % KINDS.get(stat.S_IFMT(st.st_mode), "something else"))
     if st.st_nlink != 1:
         raise Refused("it has %d hard links" % st.st_nlink)
     if st.st_uid not in TRUSTED:
@@ -231,8 +291,8 @@ def replace(dfd, data, mode, uid, gid):
         raise
     os.fsync(dfd)
 
-def wanted(st):  # MODE [USER GROUP] as given, the rest as the file is (a new one: 644 root root)
-    mode, uid, gid = (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) if st else (0o644, 0, 0)
+def wanted(st, new_mode=0o644):  # MODE [USER GROUP] as given, the rest as the file is (a new one: root root)
+    mode, uid, gid = (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) if st else (new_mode, 0, 0)
     if args:
         mode = int(args[0], 8)
     if len(args) == 3:
@@ -240,18 +300,25 @@ def wanted(st):  # MODE [USER GROUP] as given, the rest as the file is (a new on
     return mode, uid, gid
 
 def main():
+    if op == "mkdir":
+        os.close(open_folder(path, create=wanted(None, 0o755)))
+        return
     try:
-        dfd = open_folder()
+        dfd = open_folder(folder)
     except FileNotFoundError:
-        if op == "check":
-            return              # a folder made later holds nothing to refuse yet
+        if op in ("check", "read", "remove"):
+            return              # nothing there to refuse, read or remove
         raise
     if op == "check":
         existing(dfd)
-    elif op == "read":
-        fd, _ = open_existing(dfd)
-        with os.fdopen(fd, "rb") as f:
-            sys.stdout.buffer.write(f.read())
+    elif op == "read":          # a missing file reads as empty
+        if existing(dfd) is not None:
+            fd, _ = open_existing(dfd)
+            with os.fdopen(fd, "rb") as f:
+                sys.stdout.buffer.write(f.read())
+    elif op == "remove":
+        if existing(dfd) is not None:
+            os.unlink(name, dir_fd=dfd)
     elif op == "chmod":
         fd, st = open_existing(dfd)
         try:
@@ -274,8 +341,8 @@ def main():
 try:
     main()
 except Refused as e:
-    sys.exit("refusing to touch %s: %s; install.sh writes only regular files of root or %s, never through a link"
-             % (path, e, sys.argv[1]))
+    sys.exit("refusing to touch %s: %s; install.sh reads and writes only regular files of root or %s,"
+             " never through a link another user could have made" % (path, e, sys.argv[1]))
 except OSError as e:
     sys.exit("could not %s %s (%s): it is left as it was" % (op, path, e.strerror or e))
 except Exception as e:
@@ -283,18 +350,24 @@ except Exception as e:
 PY
 )
 
-# safe_file check|read|write|append|chmod PATH [MODE [USER GROUP]]: see above.
-# check: refuse PATH now (a missing file or folder is fine); read: PATH to
-# stdout; write: stdin becomes PATH; append: stdin added to PATH (its last
-# line ended first); chmod: set mode and owner. write, append and chmod keep
-# PATH's mode and owner unless given (a new file: 644 root:root).
-# A refusal or failure ends the run with its one line.
+# safe_file check|read|write|append|chmod|remove|mkdir PATH [MODE [USER GROUP]]:
+# see above. check: refuse PATH now (a missing file or folder is fine);
+# read: PATH to stdout (a missing one reads as empty); write: stdin becomes
+# PATH; append: stdin added to PATH (its last line ended first); chmod: set
+# mode and owner; remove: PATH, if there; mkdir: the folder PATH and those
+# on the way (new ones 755 root:root, PATH itself as given). write, append
+# and chmod keep PATH's mode and owner unless given (a new file: 644
+# root:root). A refusal or failure ends the run with its one line.
 safe_file() {
     local why
     why=$(python3 -I -c "$SAFE_FILE_PY" "$AST_USER" "$@" 2>&1 >&3) || die "${why:-could not $1 $2}"
 } 3>&1
 
-refuse_unsafe() { local f; for f in "$@"; do safe_file check "$f"; done; }   # refuse_unsafe PATH...
+refuse_unsafe() { local f; for f in "$@"; do [ -z "$f" ] || safe_file check "$f"; done; }   # refuse_unsafe PATH...
+
+# Files root reads go through `safe_file read` too, captured first
+# (text=$(safe_file read F); grep -q ... <<<"$text"): a reader that stops
+# early (grep -q, awk's exit) would break the pipe and fail the read.
 
 # Never pipe asterisk -rx into a reader that may stop early (grep -q, head):
 # with pipefail the SIGPIPE it gets would read as a failure. Capture, then test.
@@ -302,7 +375,7 @@ asterisk_running() {
     command -v asterisk >/dev/null 2>&1 || return 1
     local v
     v=$(timeout 10 asterisk -rx 'core show version' 2>/dev/null) || return 1
-    [[ $v == Asterisk* ]]
+    [[ $'\n'$v == *$'\n'"Asterisk "* ]]    # a warning may come first (no ethernet card: EID)
 }
 
 ast_cli() { timeout 20 asterisk -rx "$1" 2>/dev/null || true; }
@@ -322,8 +395,10 @@ running_agi_dir() {
 }
 
 manifest_all() {   # every value of a key, in the order written
-    [ -f "$MANIFEST" ] || return 0
-    sed -n "s/^$1=//p" "$MANIFEST"
+    [ -e "$MANIFEST" ] || [ -L "$MANIFEST" ] || return 0
+    local text
+    text=$(safe_file read "$MANIFEST")
+    sed -n "s/^$1=//p" <<<"$text"
 }
 manifest_get() { manifest_all "$1" | tail -n 1; }   # its last value
 
@@ -340,7 +415,9 @@ resolve_agi_dir() {
         AGI_DIR=$(running_agi_dir)
         if [ -n "$AGI_DIR" ]; then AGI_DIR_FROM="the running Asterisk"; return; fi
     fi
-    if [ -f "$ASTETC/asterisk.conf" ]; then
+    local text
+    text=$(safe_file read "$ASTETC/asterisk.conf")
+    if [ -n "$text" ]; then
         AGI_DIR=$(awk '
             /^[[:space:]]*\[/ {
                 insec = 0
@@ -353,7 +430,7 @@ resolve_agi_dir() {
             insec && /^[[:space:]]*astagidir[[:space:]]*=>?/ {
                 v = $0; sub(/^[^=]*=>?[[:space:]]*/, "", v); sub(/[[:space:]]*;.*$/, "", v)
                 sub(/[[:space:]]+$/, "", v); print v; exit
-            }' "$ASTETC/asterisk.conf")
+            }' <<<"$text")
         if [ -n "$AGI_DIR" ]; then AGI_DIR_FROM="$ASTETC/asterisk.conf [directories]"; return; fi
     fi
     local bin
@@ -399,26 +476,29 @@ include_target() {
 
 # The files that have our #include line, one a line.
 files_with_include() {
-    local f
+    local f text
     for f in "$ASTETC/extensions.conf" "$ASTETC/extensions_custom.conf"; do
-        if [ -f "$f" ] && grep -qE "$INCLUDE_RE" "$f"; then echo "$f"; fi
+        text=$(safe_file read "$f")
+        if grep -qE "$INCLUDE_RE" <<<"$text"; then echo "$f"; fi
     done
 }
 
 # The ODBC connection string of a config file (the script's default if unset).
+# Fails (1, quietly) when it does not parse.
 config_connection() {
-    python3 -I - "$1" <<'PY'
+    local text
+    text=$(safe_file read "$1")
+    python3 -I -c '
 import configparser, sys
 p = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";", "#"))
-with open(sys.argv[1], encoding="utf-8") as f:
-    p.read_file(f)
-print(p.get("database", "connection", fallback="DSN=queue_mobile_toggle").strip())
-PY
+p.read_string(sys.stdin.buffer.read().decode("utf-8"))
+print(p.get("database", "connection", fallback="DSN=queue_mobile_toggle").strip())' 2>/dev/null <<<"$text"
 }
 
 # The connection string as install.sh may show it: the value of every key
-# that names a password (PWD, Password, TLSKEYPWD..., any case) is ***; a
-# value in braces may hold ";", an unclosed brace hides the rest.
+# ending in PWD, PASSWD or PASSWORD (any case: Pwd, TLSKEYPWD...) is ***, as
+# the package's masker does; a value in braces may hold ";" and "}}", an
+# unclosed brace hides the rest.
 masked_connection() {
     python3 -I -c '
 import re, sys
@@ -426,7 +506,7 @@ s, out, pos = sys.argv[1], [], 0
 part = re.compile(r"([^=;]*)(?:=(\{(?:[^}]|\}\})*\}(?=;|$)|\{.*|[^;]*))?;?")
 while pos < len(s):
     m = part.match(s, pos)
-    if m.group(2) is not None and re.search("pwd|password", m.group(1), re.I):
+    if m.group(2) is not None and re.search(r"(pwd|passwd|password)\s*$", m.group(1), re.I):
         out.append(m.group(1) + "=***" + (";" if m.group(0).endswith(";") else ""))
     else:
         out.append(m.group(0))
@@ -450,19 +530,21 @@ any_dsn() {
 
 # ini_has FILE SECTION: FILE has a [SECTION] (names compare case-insensitively).
 ini_has() {
-    [ -f "$1" ] || return 1
+    local text
+    text=$(safe_file read "$1")
     awk -v sec="$2" '
         /^[[:space:]]*\[/ { s = $0; gsub(/^[[:space:]]*\[|\][[:space:]]*$/, "", s); if (tolower(s) == tolower(sec)) { found = 1; exit } }
-        END { exit !found }' "$1"
+        END { exit !found }' <<<"$text"
 }
 
 # ini_value FILE SECTION KEY: the value of KEY in [SECTION], else "".
 ini_value() {
-    [ -f "$1" ] || return 0
+    local text
+    text=$(safe_file read "$1")
     awk -v sec="$2" -v key="$3" '
         /^[[:space:]]*\[/ { s = $0; gsub(/^[[:space:]]*\[|\][[:space:]]*$/, "", s); insec = (tolower(s) == tolower(sec)); next }
         insec { k = $0; sub(/[[:space:]]*=.*/, "", k); gsub(/^[[:space:]]+/, "", k)
-                if (tolower(k) == tolower(key)) { v = $0; sub(/^[^=]*=[[:space:]]*/, "", v); sub(/[[:space:]]+$/, "", v); print v; exit } }' "$1"
+                if (tolower(k) == tolower(key)) { v = $0; sub(/^[^=]*=[[:space:]]*/, "", v); sub(/[[:space:]]+$/, "", v); print v; exit } }' <<<"$text"
 }
 
 # Filters for rewrite_file: stdin to stdout.
@@ -529,7 +611,7 @@ find_backend() {
     BACKEND=${DB:-$(manifest_get backend)}
     if [ -z "$BACKEND" ] && [ -f "$CONFIG" ] && command -v python3 >/dev/null 2>&1; then
         local d
-        d=$(any_dsn "$(config_connection "$CONFIG" 2>/dev/null)")   # unparsable: said later
+        d=$(any_dsn "$(config_connection "$CONFIG" || true)")   # unparsable: said later
         case $(dsn_value "$d" Driver) in
             *[Mm]aria*|*[Mm]y[Ss][Qq][Ll]*) BACKEND=mariadb ;;
             *[Pp]ostgre*) BACKEND=postgresql ;;
@@ -538,14 +620,19 @@ find_backend() {
     BACKEND=${BACKEND:-sqlite}
 }
 
-sha_of() { sha256sum "$1" | cut -d' ' -f1; }
+sha_of() { sha256sum "$1" | cut -d' ' -f1; }        # of a file in $WORK
+installed_sha() { safe_file read "$1" | sha256sum | cut -d' ' -f1; }   # of a file in place
+same_bytes() {   # same_bytes SRC DEST: DEST in place holds exactly SRC's bytes
+    safe_file read "$2" >"$WORK/installed"
+    cmp -s "$1" "$WORK/installed"
+}
 mode_of() { stat -c '%a %U:%G' "$1"; }               # "640 root:asterisk"
 readable_by_others() { (( 8#$(stat -c %a "$1") & 8#007 )); }
 
 # install_file SRC DEST MODE OWNER:GROUP LABEL: copy only when different.
 install_file() {
     local src=$1 dest=$2 mode=$3 own=$4 label=$5
-    if [ -f "$dest" ] && cmp -s "$src" "$dest" && [ "$(mode_of "$dest")" = "$mode $own" ]; then
+    if [ -f "$dest" ] && same_bytes "$src" "$dest" && [ "$(mode_of "$dest")" = "$mode $own" ]; then
         ok "$label: $dest unchanged"
     else
         safe_file write "$dest" "$mode" "${own%%:*}" "${own##*:}" <"$src"
@@ -597,16 +684,17 @@ do_install() {
     report_install
 }
 
-# Before any change: every file this run may write, chmod or chown must be
-# one safe_file accepts; else the run stops here with one line.
+# Before any change: every file this run may read, write, chmod or chown
+# must be one safe_file accepts; else the run stops here with one line.
+# The files read to name the others come first.
 refuse_unsafe_install_targets() {
-    refuse_unsafe "$AGI_DIR/$SCRIPT" "$CONFIG" "$ASTETC/$DIALPLAN" "$(include_target)" "$MANIFEST" \
-        "$MANAGER_CONF" "$(ami_account_file)" "$SWEEP_CRON" "$SWEEP_UNITS.service" "$SWEEP_UNITS.timer"
-    case $BACKEND in
-        sqlite) refuse_unsafe "$ODBC_INI" "$(sqlite_db_of "$WANT_DSN")" ;;
-        postgresql) refuse_unsafe "$ODBCINST_INI" ;;
-    esac
+    refuse_unsafe "${READ_FILES[@]}"
+    refuse_unsafe "$AGI_DIR/$SCRIPT" "$ASTETC/$DIALPLAN" "$(ami_account_file)" "$SWEEP_CRON" \
+        "$SWEEP_UNITS.service" "$SWEEP_UNITS.timer"
+    [ "$BACKEND" != sqlite ] || refuse_unsafe "$(sqlite_db_of "$WANT_DSN")" "$(sqlite_db_of "$(config_dsn)")"
 }
+
+config_dsn() { plain_dsn "$(config_connection "$CONFIG" || true)"; }   # "" unless DSN=NAME
 
 require_install_prerequisites() {
     local f
@@ -728,7 +816,7 @@ install_agi_script() {
     if [ -d "$AGI_DIR" ]; then
         ok "agi-bin: $AGI_DIR (from $AGI_DIR_FROM)"
     else
-        mkdir -p "$AGI_DIR"
+        safe_file mkdir "$AGI_DIR"
         changed "agi-bin: created $AGI_DIR (from $AGI_DIR_FROM)"
     fi
     { echo "$SHEBANG"; sed '1{/^#!/d}' "$SRC/agi/$SCRIPT"; } >"$WORK/$SCRIPT"
@@ -801,35 +889,76 @@ sqlite_db_of() {  # sqlite_db_of DSN: the file its Database names, else the defa
 # it): root opens no file by a name that user could redirect.
 sqlite_has_table() {
     [ -f "$1" ] || return 1
-    as_asterisk python3 -I - "$1" "$2" 2>/dev/null <<'PY'
+    as_asterisk timeout 30 python3 -I - "$1" "$2" 2>/dev/null <<'PY'
 import sqlite3, sys
 c = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
 sys.exit(0 if c.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (sys.argv[2],)).fetchone() else 1)
 PY
 }
 
-create_sqlite_tables() {  # create_sqlite_tables DB SQL_FILE
-    python3 -I - "$1" "$2" <<'PY'
-import sqlite3, sys
-c = sqlite3.connect(sys.argv[1])
-with open(sys.argv[2], encoding="utf-8") as f:
-    c.executescript(f.read())
-c.commit()
+# The allowlist file is the asterisk user's to write, so root never opens it
+# with SQLite (a crafted file is crafted input to a C parser run as root):
+# SQLITE_PY runs as asterisk on a private copy. Argument: create|upgrade and
+# the SQL; stdin: the old file (empty: a new one); stdout: the names of the
+# columns it added on one line, then the new file.
+SQLITE_PY=$(cat <<'PY'
+import os, re, sqlite3, sys, tempfile
+
+def add_columns(c, sql):  # the ALTER TABLE ... ADD COLUMN lines whose column the table lacks
+    text = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    added = []
+    for statement in filter(None, (s.strip() for s in text.split(";"))):
+        m = re.match(r"ALTER TABLE (\w+) ADD COLUMN (\w+)", statement, re.IGNORECASE)
+        if not m:
+            sys.exit("not an ADD COLUMN: " + statement.split("\n")[0])
+        if m.group(2).lower() not in [row[1].lower() for row in c.execute("PRAGMA table_info(%s)" % m.group(1))]:
+            c.execute(statement)
+            added.append(m.group(2))
+    return added
+
+op, sql = sys.argv[1], sys.argv[2]
+with tempfile.TemporaryDirectory() as scratch:
+    db = os.path.join(scratch, "allowlist.sqlite")
+    with open(db, "wb") as f:
+        f.write(sys.stdin.buffer.read())
+    c = sqlite3.connect(db)
+    added = []
+    if op == "upgrade":
+        added = add_columns(c, sql)
+    else:
+        c.executescript(sql)
+    c.commit()
+    c.close()
+    with open(db, "rb") as f:
+        sys.stdout.buffer.write((" ".join(added) + "\n").encode() + f.read())
 PY
+)
+
+# sqlite_as_asterisk create|upgrade DB SQL_FILE COPY: SQL_FILE applied (as
+# the asterisk user) to a copy of DB, which goes to COPY in root's scratch
+# folder; prints the columns added.
+sqlite_as_asterisk() {
+    local out=$WORK/sqlite.out
+    safe_file read "$2" | as_asterisk timeout 60 python3 -I -c "$SQLITE_PY" "$1" "$(<"$3")" >"$out" || return 1
+    head -n 1 "$out"
+    tail -n +2 "$out" >"$4"
 }
 
-# install_sqlite_allowlist DB: the SQLite file with its table, readable by
-# the asterisk group only.
+# install_sqlite_allowlist DB: the SQLite file with its table, readable and
+# writable by the asterisk group only: root's `qmt allow` and `revoke` run as
+# the asterisk user (README, Security), which owns the folder and could
+# replace the file anyway.
+SQLITE_MODE=660
 install_sqlite_allowlist() {
     local db=$1 dir
     dir=$(dirname "$db")
     if [ ! -d "$dir" ]; then
-        install -d -m 750 -o root -g "$AST_USER" "$dir"
+        safe_file mkdir "$dir" 750 root "$AST_USER"
         changed "allowlist: created $dir (mode 750, root:$AST_USER)"
     fi
-    if [ -e "$db" ] && [ "$(mode_of "$db")" != "640 root:$AST_USER" ]; then
-        safe_file chmod "$db" 640 root "$AST_USER"
-        changed "allowlist: $db is mode 640, root:$AST_USER (the asterisk group reads it)"
+    if [ -e "$db" ] && [ "$(mode_of "$db")" != "$SQLITE_MODE root:$AST_USER" ]; then
+        safe_file chmod "$db" "$SQLITE_MODE" root "$AST_USER"
+        changed "allowlist: $db is mode $SQLITE_MODE, root:$AST_USER (the asterisk group reads and writes it)"
     fi
     if sqlite_has_table "$db" "$TABLE"; then
         ok "allowlist: $db has table $TABLE"
@@ -842,52 +971,28 @@ install_sqlite_allowlist() {
 }
 
 # add_sqlite_tables DB: sql/sqlite.sql applied to a copy of DB (or to a new
-# file) in root's scratch folder, which then replaces DB.
+# file), which then replaces DB.
 add_sqlite_tables() {
     local db=$1 copy=$WORK/allowlist.sqlite
-    rm -f "$copy"
-    if [ -e "$db" ]; then safe_file read "$db" >"$copy"; fi
-    create_sqlite_tables "$copy" "$SRC/sql/sqlite.sql" || die "allowlist: could not create table $TABLE for $db"
-    safe_file write "$db" 640 root "$AST_USER" <"$copy"
-}
-
-# add_sqlite_columns DB SQL_FILE: the ALTER TABLE ... ADD COLUMN lines of
-# SQL_FILE (sql/upgrade_sqlite.sql, the DBA's by-hand upgrade too) whose
-# column DB's table lacks, run on DB; prints the added names. SQLite has no
-# ADD COLUMN IF NOT EXISTS, so the table is asked first: a column there is
-# skipped, not an error.
-add_sqlite_columns() {
-    python3 -I - "$1" "$2" <<'PY'
-import re, sqlite3, sys
-c = sqlite3.connect(sys.argv[1])
-with open(sys.argv[2], encoding="utf-8") as f:
-    text = "\n".join(line for line in f if not line.lstrip().startswith("--"))
-added = []
-for statement in filter(None, (s.strip() for s in text.split(";"))):
-    m = re.match(r"ALTER TABLE (\w+) ADD COLUMN (\w+)", statement, re.IGNORECASE)
-    if not m:
-        sys.exit("not an ADD COLUMN: " + statement.split("\n")[0])
-    if m.group(2).lower() not in [row[1].lower() for row in c.execute("PRAGMA table_info(%s)" % m.group(1))]:
-        c.execute(statement)
-        added.append(m.group(2))
-c.commit()
-print(" ".join(added))
-PY
+    sqlite_as_asterisk create "$db" "$SRC/sql/sqlite.sql" "$copy" >/dev/null ||
+        die "allowlist: could not create table $TABLE for $db"
+    safe_file write "$db" "$SQLITE_MODE" root "$AST_USER" <"$copy"
 }
 
 # upgrade_sqlite_table DB: the columns of later versions added to an
 # existing table, so that a re-run brings an old allowlist up to date (the
-# AGI reads a table without them, but cannot use what they hold). Like
-# add_sqlite_tables, it works on a copy in root's scratch folder, and writes
-# DB back only when a column was added: a current table is left untouched.
+# AGI reads a table without them, but cannot use what they hold): the
+# ALTER TABLE ... ADD COLUMN lines of sql/upgrade_sqlite.sql (the DBA's
+# by-hand upgrade too) whose column the table lacks; SQLite has no ADD
+# COLUMN IF NOT EXISTS. Like add_sqlite_tables it works on a copy, and
+# writes DB back only when a column was added: a current table is left
+# untouched.
 upgrade_sqlite_table() {
     local db=$1 copy=$WORK/allowlist.sqlite added
-    rm -f "$copy"
-    safe_file read "$db" >"$copy"
-    added=$(add_sqlite_columns "$copy" "$SRC/sql/upgrade_sqlite.sql") ||
+    added=$(sqlite_as_asterisk upgrade "$db" "$SRC/sql/upgrade_sqlite.sql" "$copy") ||
         die "allowlist: could not add the new columns of $TABLE to a copy of $db (it is left as it was)"
     [ -n "$added" ] || return 0
-    safe_file write "$db" 640 root "$AST_USER" <"$copy"
+    safe_file write "$db" "$SQLITE_MODE" root "$AST_USER" <"$copy"
     changed "allowlist: added column(s) ${added// /, } to table $TABLE in $db (sql/upgrade_sqlite.sql)"
 }
 
@@ -936,13 +1041,21 @@ install_include_line() {
 # manager.conf reads manager.d/*.conf, FreePBX's reads manager_custom.conf;
 # anywhere else manager.conf gets one #include line for a file of ours.
 ami_account_file() {
-    if grep -qE '^[[:space:]]*#(try)?include[[:space:]]+"?manager\.d/\*\.conf"?' "$MANAGER_CONF" 2>/dev/null; then
+    local text
+    text=$(safe_file read "$MANAGER_CONF")
+    if grep -qE '^[[:space:]]*#(try)?include[[:space:]]+"?manager\.d/\*\.conf"?' <<<"$text"; then
         echo "$ASTETC/manager.d/queue_mobile_toggle.conf"
-    elif grep -qE '^[[:space:]]*#(try)?include[[:space:]]+"?manager_custom\.conf"?' "$MANAGER_CONF" 2>/dev/null; then
+    elif grep -qE '^[[:space:]]*#(try)?include[[:space:]]+"?manager_custom\.conf"?' <<<"$text"; then
         echo "$ASTETC/manager_custom.conf"
     else
         echo "$ASTETC/$AMI_OWN_FILE"
     fi
+}
+
+has_line() {   # has_line FILE LINE: FILE has exactly this line
+    local text
+    text=$(safe_file read "$1")
+    grep -qxF -- "$2" <<<"$text"
 }
 
 ami_section() {   # ami_section SECRET
@@ -966,10 +1079,10 @@ install_ami_account() {
         : >"$WORK/ami"
     fi
     ami_section "$(ini_value "$CONFIG" ami secret)" >>"$WORK/ami"
-    mkdir -p "${file%/*}"
+    safe_file mkdir "${file%/*}"
     install_file "$WORK/ami" "$file" 640 "root:$AST_USER" "ami"
     M_AMI_FILE=$file
-    if [ "$file" = "$ASTETC/$AMI_OWN_FILE" ] && ! grep -qxF "$AMI_INCLUDE_LINE" "$MANAGER_CONF"; then
+    if [ "$file" = "$ASTETC/$AMI_OWN_FILE" ] && ! has_line "$MANAGER_CONF" "$AMI_INCLUDE_LINE"; then
         safe_file append "$MANAGER_CONF" <<<"$AMI_INCLUDE_LINE"
         changed "ami: added '$AMI_INCLUDE_LINE' to $MANAGER_CONF"
     fi
@@ -990,11 +1103,11 @@ install_ami_secret_in_config() {
         return
     fi
     secret=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
-    if [ "$(sha_of "$CONFIG")" = "$M_CONFIG_SHA" ]; then as_installed=1; fi
+    if [ "$(installed_sha "$CONFIG")" = "$M_CONFIG_SHA" ]; then as_installed=1; fi
     printf '\n[ami]\n; the manager account install.sh made for the qmt command\nhost = 127.0.0.1\nport = %s\nusername = %s\nsecret = %s\n' \
         "${port:-5038}" "$AMI_USER" "$secret" | safe_file append "$CONFIG"
     # a config never edited by the admin stays one that --uninstall may remove
-    if [ "$as_installed" = 1 ]; then M_CONFIG_SHA=$(sha_of "$CONFIG"); fi
+    if [ "$as_installed" = 1 ]; then M_CONFIG_SHA=$(installed_sha "$CONFIG"); fi
     changed "ami: added [ami] (account $AMI_USER, port ${port:-5038}) to $CONFIG"
 }
 
@@ -1031,7 +1144,7 @@ install_sweep_timer() {
     printf '%s\n' "# queue-mobile-toggle (install.sh): remove mobile queue members whose permission is gone" \
         "SHELL=/bin/sh" "PATH=/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin" \
         "*/5 * * * * $AST_USER $SWEEP_COMMAND >/dev/null" >"$WORK/cron"
-    mkdir -p "${SWEEP_CRON%/*}"
+    safe_file mkdir "${SWEEP_CRON%/*}"
     install_file "$WORK/cron" "$SWEEP_CRON" 644 root:root "sweep"
     M_SWEEP=$SWEEP_CRON
     command -v cron >/dev/null 2>&1 || [ -x /usr/sbin/cron ] ||
@@ -1104,8 +1217,9 @@ report_install() {
 
 # -------------------------------------------------------------------- check
 do_check() {
-    installed_agi_dir
     id "$AST_USER" >/dev/null 2>&1 || { fail "user: no '$AST_USER' user"; report_check; }
+    installed_agi_dir
+    refuse_unsafe_check_targets
     check_agi_script
     check_venv
     if check_config; then
@@ -1118,6 +1232,14 @@ do_check() {
     report_check
 }
 
+# Before anything is checked: the files --check reads, and those qmt doctor
+# reads as the asterisk user (a FIFO would stall it), refused as by an
+# install, so that --check never blocks.
+refuse_unsafe_check_targets() {
+    refuse_unsafe "${READ_FILES[@]}"
+    refuse_unsafe "$AGI_DIR/$SCRIPT" "$ASTETC/$DIALPLAN" "$(manifest_get sqlite_db)"
+}
+
 # The script and its virtual environment, as the asterisk user sees them.
 check_agi_script() {
     local script=$AGI_DIR/$SCRIPT shebang
@@ -1125,14 +1247,15 @@ check_agi_script() {
         fail "script: $script is missing"
         return
     fi
-    shebang=$(head -n 1 "$script")
+    shebang=$(safe_file read "$script")
+    shebang=${shebang%%$'\n'*}
     if [ "$shebang" != "$SHEBANG" ]; then
         fail "script: $script starts with '$shebang', not $SHEBANG"
     elif ! as_asterisk test -x "$script"; then
         fail "script: $AST_USER cannot run $script ($(mode_of "$script"))"
     elif as_asterisk test -w "$script"; then
         fail "script: $AST_USER can change $script ($(mode_of "$script")); want 750 root:$AST_USER"
-    elif ! as_asterisk "$VENV/bin/python3" -I -c 'import sys; compile(open(sys.argv[1], encoding="utf-8").read(), sys.argv[1], "exec"); import asterisk.agi, pyodbc, qmt.toggle' "$script" 2>/dev/null; then
+    elif ! as_asterisk timeout 30 "$VENV/bin/python3" -I -c 'import sys; compile(open(sys.argv[1], encoding="utf-8").read(), sys.argv[1], "exec"); import asterisk.agi, pyodbc, qmt.toggle' "$script" 2>/dev/null; then
         fail "script: $VENV/bin/python3 cannot compile it or import asterisk.agi/pyodbc/qmt as $AST_USER"
     else
         pass "script: $script runs under $VENV/bin/python3 ($(mode_of "$script"))"
@@ -1149,7 +1272,7 @@ check_config() {
         fail "config: $CONFIG is missing"
     elif ! as_asterisk test -r "$CONFIG"; then
         fail "config: $AST_USER cannot read $CONFIG ($(mode_of "$CONFIG"))"
-    elif ! CONN=$(config_connection "$CONFIG" 2>/dev/null); then
+    elif ! CONN=$(config_connection "$CONFIG"); then
         fail "config: $CONFIG does not parse"
     else
         if readable_by_others "$CONFIG"; then
@@ -1236,8 +1359,8 @@ do_uninstall() {
     installed_agi_dir
     local dsn db sha dirs dir
     mapfile -t dirs < <(agi_dirs_used)
-    refuse_unsafe_uninstall_targets
     dsn=$(manifest_get dsn_added) db=$(manifest_get sqlite_db) sha=$(manifest_get config_sha256)
+    refuse_unsafe_uninstall_targets "${db:-$SQLITE_DB}" "${dirs[@]}"
     [ -f "$MANIFEST" ] || note "no $MANIFEST: removing what is found in the usual places"
     for dir in "${dirs[@]}"; do remove_agi_script "$dir"; done
     remove_sweep_timer
@@ -1250,14 +1373,18 @@ do_uninstall() {
     remove_sqlite_allowlist "${db:-$SQLITE_DB}"
     remove_venv              # and the manifest with it
     unload_dialplan
+    remove_ring_leftovers
     report_uninstall
 }
 
-# Before any change: the files --uninstall may rewrite (see refuse_unsafe_install_targets).
+# Before any change: the files --uninstall may read, rewrite or remove (see
+# refuse_unsafe_install_targets). refuse_unsafe_uninstall_targets DB AGI_DIR...
 refuse_unsafe_uninstall_targets() {
-    local incs
-    mapfile -t incs < <(files_with_include)
-    refuse_unsafe "${incs[@]}" "$ODBC_INI" "$MANAGER_CONF" "$(manifest_get ami_file)"
+    local db=$1 dir
+    shift
+    refuse_unsafe "${READ_FILES[@]}"
+    refuse_unsafe "$ASTETC/$DIALPLAN" "$(manifest_get ami_file)" "$db" "$db-journal" "$db-wal" "$db-shm"
+    for dir in "$@"; do refuse_unsafe "$dir/$SCRIPT"; done
 }
 
 remove_sweep_timer() {
@@ -1278,12 +1405,12 @@ remove_ami_account() {
         if [ "$file" = "$ASTETC/manager_custom.conf" ]; then
             rewrite_file "$file" ini_without_section "$AMI_USER"
         else
-            rm -f "$file"
+            safe_file remove "$file"
         fi
         changed "ami: removed the account $AMI_USER ($file)"
         AMI_CHANGED=1
     fi
-    if [ -f "$MANAGER_CONF" ] && grep -qxF "$AMI_INCLUDE_LINE" "$MANAGER_CONF"; then
+    if has_line "$MANAGER_CONF" "$AMI_INCLUDE_LINE"; then
         rewrite_file "$MANAGER_CONF" grep -vxF "$AMI_INCLUDE_LINE"
         changed "ami: removed '$AMI_INCLUDE_LINE' from $MANAGER_CONF"
     fi
@@ -1297,10 +1424,11 @@ remove_qmt_command() {
 }
 
 remove_agi_script() {   # remove_agi_script DIR
-    local script=$1/$SCRIPT
+    local script=$1/$SCRIPT first=""
+    if [ -f "$script" ]; then first=$(safe_file read "$script"); first=${first%%$'\n'*}; fi
     # ours: this version's shebang, or an older one's without -I
-    if [ -f "$script" ] && [[ $(head -n 1 "$script") == "#!$VENV/bin/python3"?(" -I") ]]; then
-        rm -f "$script"; changed "script: removed $script"
+    if [ -f "$script" ] && [[ $first == "#!$VENV/bin/python3"?(" -I") ]]; then
+        safe_file remove "$script"; changed "script: removed $script"
     elif [ -f "$script" ]; then
         note "script: $script was not installed by $PROG (other shebang): left"
     else
@@ -1318,7 +1446,7 @@ remove_include_lines() {
 }
 
 remove_dialplan_file() {
-    if [ -f "$ASTETC/$DIALPLAN" ]; then rm -f "$ASTETC/$DIALPLAN"; changed "dialplan: removed $ASTETC/$DIALPLAN"
+    if [ -f "$ASTETC/$DIALPLAN" ]; then safe_file remove "$ASTETC/$DIALPLAN"; changed "dialplan: removed $ASTETC/$DIALPLAN"
     else ok "dialplan: no $ASTETC/$DIALPLAN"; fi
 }
 
@@ -1344,9 +1472,9 @@ remove_config() {
     if [ ! -f "$CONFIG" ]; then
         ok "config: none"
     elif [ "$PURGE" = 1 ]; then
-        rm -f "$CONFIG"; changed "config: removed $CONFIG (--purge)"
-    elif [ -n "$sha" ] && [ "$(sha_of "$CONFIG")" = "$sha" ]; then
-        rm -f "$CONFIG"; changed "config: removed $CONFIG (as installed, never edited)"
+        safe_file remove "$CONFIG"; changed "config: removed $CONFIG (--purge)"
+    elif [ -n "$sha" ] && [ "$(installed_sha "$CONFIG")" = "$sha" ]; then
+        safe_file remove "$CONFIG"; changed "config: removed $CONFIG (as installed, never edited)"
     else
         note "config: $CONFIG kept (edited by you or not ours); --purge removes it"
     fi
@@ -1357,7 +1485,9 @@ remove_sqlite_allowlist() {
     local db=$1
     [ -f "$db" ] || return 0
     if [ "$PURGE" = 1 ]; then
-        rm -f "$db" "$db-journal" "$db-wal" "$db-shm"; changed "allowlist: deleted $db (--purge)"
+        local f
+        for f in "$db" "$db-journal" "$db-wal" "$db-shm"; do safe_file remove "$f"; done
+        changed "allowlist: deleted $db (--purge)"
     else
         note "allowlist: $db kept with its numbers; --purge deletes it"
     fi
@@ -1376,6 +1506,59 @@ unload_dialplan() {
         changed "asterisk: dialplan reloaded"
     fi
     if context_loaded; then note "asterisk: context $CONTEXT is still loaded: it is defined elsewhere too"; fi
+}
+
+# ------------------------------------------- the ring path's leftovers
+# A login adds the queue member Local/<number>@qmt-ring/n, in any queue; the
+# ring path keeps its settings and missed calls in astdb family qmt-ring,
+# the PIN lockouts in qmt-pin. They go when Asterisk runs; else a note.
+remove_ring_leftovers() {
+    if ! asterisk_running; then
+        note "asterisk: not running, so its queues may still have ring path members (Local/<number>@qmt-ring/n) and its astdb the families qmt-ring and qmt-pin; once it runs, run $PROG --uninstall again, or: asterisk -rx 'queue show' to find them, asterisk -rx 'queue remove member Local/<number>@qmt-ring/n from <queue>' for each, asterisk -rx 'database deltree qmt-ring', asterisk -rx 'database deltree qmt-pin'"
+        return
+    fi
+    local before=$CHANGES
+    remove_ring_members
+    remove_astdb_family qmt-ring
+    remove_astdb_family qmt-pin
+    [ "$CHANGES" != "$before" ] || ok "asterisk: no ring path member and no astdb family qmt-ring or qmt-pin"
+}
+
+# "QUEUE INTERFACE" of every ring path member, from `queue show` (each queue's
+# first line: "<queue> has N calls ..."; its members indented below). Any
+# other line, such as a warning before the answer, names no queue.
+ring_members() {
+    local o
+    o=$(ast_cli 'queue show')
+    awk '
+        /^[^[:space:]]+ has [0-9]+ calls? / { queue = $1; next }
+        queue != "" {
+            s = $0
+            while (match(tolower(s), /local\/[0-9]+@qmt-ring\/n/)) {
+                print queue, substr(s, RSTART, RLENGTH); s = substr(s, RSTART + RLENGTH)
+            }
+        }' <<<"$o" | sort -u
+}
+
+remove_ring_members() {
+    local members m out
+    mapfile -t members < <(ring_members)
+    for m in "${members[@]}"; do
+        out=$(ast_cli "queue remove member ${m#* } from ${m%% *}")
+        if [[ $out == *"Removed interface"* ]]; then
+            changed "asterisk: removed the ring path's member ${m#* } from queue ${m%% *}"
+        else
+            note "asterisk: could not remove ${m#* } from queue ${m%% *}: ${out##*$'\n'}"
+        fi
+    done
+}
+
+remove_astdb_family() {   # remove_astdb_family FAMILY
+    local out
+    out=$(ast_cli "database deltree $1")
+    if [[ $out =~ ([0-9]+)\ database\ entr ]] && [ "${BASH_REMATCH[1]}" != 0 ]; then
+        changed "asterisk: removed astdb family $1 (${BASH_REMATCH[1]} keys)"
+    fi
 }
 
 report_uninstall() {

@@ -12,8 +12,9 @@
 -- SELECT on queue_mobile_agents: nothing else. Whatever was added to the
 -- role since is taken back: attributes, settings, memberships, grants in
 -- this database and on databases; what it owns here passes to the user
--- running this file. PUBLIC (every role) loses CONNECT and TEMPORARY on
--- this database, CREATE on the table's schema and any right on the table.
+-- running this file (what it owns or holds in OTHER databases stays: see
+-- the end). PUBLIC (every role) loses CONNECT and TEMPORARY on this
+-- database, CREATE on the table's schema and any right on the table.
 -- Optional: -v agi_user=name for another role name (default qmt_agi).
 -- Safe to run again: the end state is the same. One transaction.
 \set ON_ERROR_STOP on
@@ -72,4 +73,22 @@ SELECT coalesce(string_agg(quote_ident(datname), ', '), '') AS agi_elsewhere FRO
 SELECT :'agi_elsewhere' <> '' AS agi_can_go_elsewhere \gset
 \if :agi_can_go_elsewhere
 \echo 'grant_postgresql.sql: note:' :agi_user 'may still connect to' :agi_elsewhere '- let it into' :DBNAME 'only, in pg_hba.conf'
+\endif
+
+-- REASSIGN OWNED and DROP OWNED above work in this database (and on
+-- databases and tablespaces) only: what the role owns or was granted in
+-- another database stays. This file cannot reach it (it works in one
+-- database, in one transaction, and the other may be another
+-- application's), so it names those databases (pg_shdepend lists them from
+-- anywhere), and the DBA runs in each of them, as a superuser:
+--   psql -d <that database> -c 'REASSIGN OWNED BY qmt_agi TO CURRENT_USER; DROP OWNED BY qmt_agi'
+SELECT count(*) > 0 AS agi_holds_elsewhere,
+       format('grant_postgresql.sql: note: %s still owns objects or holds rights in other databases: %s.'
+              ' In each, as a superuser: psql -d <database> -c ''REASSIGN OWNED BY %s TO CURRENT_USER;'
+              ' DROP OWNED BY %s''', quote_ident(:'agi_user'), string_agg(DISTINCT quote_ident(d.datname), ', '),
+              quote_ident(:'agi_user'), quote_ident(:'agi_user')) AS agi_elsewhere_note
+  FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid
+ WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = :agi_oid AND d.datname <> current_database() \gset
+\if :agi_holds_elsewhere
+\echo :agi_elsewhere_note
 \endif

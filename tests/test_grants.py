@@ -91,6 +91,33 @@ def test_rerun_keeps_a_table_the_account_was_made_owner_of(postgresql_server):
     server.assert_select_only()
 
 
+def test_rerun_names_the_other_databases_where_the_role_still_holds_something(postgresql_server):
+    """REASSIGN OWNED and DROP OWNED work in one database: a table the role
+    owns and a grant it holds in another database survive a re-run. The
+    file names that database and the DBA's commands; run there, they leave
+    the role nothing, and the next re-run is silent."""
+    server, role = postgresql_server, postgresql_server.agi_user
+    other = server.database + "_other"
+    server.admin_sql(None, "CREATE DATABASE %s" % other)
+    try:
+        server.admin_sql(other, "CREATE TABLE granted (a INTEGER); GRANT SELECT ON granted TO %s;"
+                                " CREATE TABLE owned (a INTEGER); ALTER TABLE owned OWNER TO %s" % (role, role))
+        notes = [line for line in server.apply_grants().stdout.splitlines() if "other databases" in line]
+        assert len(notes) == 1 and ": %s." % other in notes[0], notes
+        commands = "REASSIGN OWNED BY %s TO CURRENT_USER; DROP OWNED BY %s" % (role, role)
+        assert commands in notes[0]
+        server.admin_sql(other, commands)               # what the note tells the DBA to run there
+        assert server.admin_sql(other, "SELECT tableowner FROM pg_tables WHERE tablename = 'owned'").strip() \
+            == "postgres"
+        assert server.admin_sql(other, "SELECT count(*) FROM pg_shdepend WHERE refobjid = '%s'::regrole AND dbid ="
+                                       " (SELECT oid FROM pg_database WHERE datname = current_database())"
+                                % role).strip() == "0"
+        assert "other databases" not in server.apply_grants().stdout
+        server.assert_select_only()
+    finally:
+        server.admin_sql(None, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % other)
+
+
 def test_rerun_takes_back_what_someone_added_mariadb(mariadb_server):
     server = mariadb_server
     account = "'%s'@'127.0.0.1'" % server.agi_user

@@ -111,7 +111,7 @@ def test_a_rerun_adds_the_new_columns_to_an_old_sqlite_allowlist_and_keeps_its_r
             kept = c.execute("SELECT number, member_name, pin_hash, confirm_answer FROM queue_mobile_agents").fetchall()
         assert columns[-2:] == ["pin_hash", "confirm_answer"]
         assert kept == [("79110000001", "Kept", None, None)]
-        assert stat(pbx.root, DB) == before == "640 root:asterisk"
+        assert stat(pbx.root, DB) == before == "660 root:asterisk"
         again = pbx.root.install("--wheelhouse", L.WHEELS_IN_ROOT)
         assert again.returncode == 0 and "[changed]" not in again.stdout, again.stdout
     finally:
@@ -140,7 +140,7 @@ def test_config_and_allowlist_permissions(pbx):
     assert stat(root, CONF) == "640 root:asterisk"
     assert root.sh(f"cat {CONF}", user="asterisk").returncode == 0
     assert root.sh(f"cat {CONF}", user="nobody").returncode != 0
-    assert stat(root, DB) == "640 root:asterisk"
+    assert stat(root, DB) == "660 root:asterisk"
     assert root.sh(f"sqlite3 -readonly {DB} 'SELECT COUNT(*) FROM queue_mobile_agents'",
                    user="asterisk").returncode == 0
     assert root.sh(f"sqlite3 {DB} 'DELETE FROM queue_mobile_agents'", user="asterisk").returncode != 0

@@ -1,5 +1,6 @@
 """install.sh against a hostile asterisk user and a hostile working folder
-(issue 7, items 2, 3, 5 and 9), inside the Debian sid chroot."""
+(issue 7, items 2, 3, 5 and 9; issue 14: folder links, FIFOs, SQLite as
+root, PASSWD, what --uninstall leaves), inside the Debian sid chroot."""
 
 import shlex
 
@@ -20,9 +21,10 @@ INSTALL = ("--wheelhouse", L.WHEELS_IN_ROOT, "--no-apt")
 
 
 def fingerprint(root, path):
-    """Bytes, mode, owner and link count of path (not following a link), or None."""
+    """Bytes (of a regular file: a FIFO is never opened), mode, owner and link
+    count of path (not following a link), or None."""
     p = root.sh(f"test -e {path} || test -L {path} || exit 3; "
-                f"sha256sum < {path}; stat -c '%F %a %U:%G %h' {path}")
+                f"if test -f {path}; then sha256sum < {path}; fi; stat -c '%F %a %U:%G %h' {path}")
     if p.returncode == 3:
         return None
     assert p.returncode == 0, p.stderr
@@ -208,3 +210,247 @@ def test_uninstall_removes_the_script_from_every_agi_dir_used(throwaway_root):
     for d in dirs:
         assert f"[changed] script: removed {d}/{SCRIPT}" in p.stdout
         assert not root.p(f"{d}/{SCRIPT}").exists()
+
+
+# --------------------------------- issue 14: links, FIFOs, SQLite, leftovers
+MANAGER = "/etc/asterisk/manager.conf"
+MANAGER_D = "/etc/asterisk/manager.d"
+ASTERISK_CONF = "/etc/asterisk/asterisk.conf"
+FREEPBX_AGI = "/var/lib/asterisk/agi-bin"
+
+
+def listing(root, folder):
+    """Every name, type, mode, owner and size below folder (not following links)."""
+    return root.sh(f"find {folder} -printf '%P %y %m %u:%g %s\\n' | sort", check=True).stdout
+
+
+def watched(root):
+    """What a refused run must leave exactly as it was."""
+    return {path: fingerprint(root, path)
+            for path in (ODBC_INI, EXTENSIONS, CUSTOM, MANAGER, CONF, DB, ASTERISK_CONF, MANIFEST)}
+
+
+def agi_bin_under_var_lib(root):
+    """asterisk.conf as FreePBX has it: astagidir in asterisk's own /var/lib/asterisk."""
+    text = root.p(ASTERISK_CONF).read_text().replace("[directories](!)", "[directories]")
+    root.p(ASTERISK_CONF).write_text(text.replace("/usr/share/asterisk/agi-bin", FREEPBX_AGI))
+
+
+def _manager_d_to_apt(root):
+    root.sh(f"rm -r {MANAGER_D}", check=True)      # none yet (asterisk could rename it; overlayfs cannot)
+    root.sh(f"ln -s /etc/apt/apt.conf.d {MANAGER_D}", user="asterisk", check=True)
+    return MANAGER_D, "/etc/apt/apt.conf.d"
+
+
+def _agi_bin_to_cron_d(root, by="asterisk"):
+    agi_bin_under_var_lib(root)
+    root.sh("mkdir -p -m 755 /etc/cron.d", check=True)
+    root.sh(f"rm -rf {FREEPBX_AGI} && ln -s /etc/cron.d {FREEPBX_AGI}", user=by, check=True)
+    return FREEPBX_AGI, "/etc/cron.d"
+
+
+# case: plant(root) -> (the folder link, the root folder it leads to)
+FOLDER_LINKS = {
+    "manager.d-to-apt.conf.d": _manager_d_to_apt,
+    "agi-bin-to-cron.d": _agi_bin_to_cron_d,
+    # root's own link, but in asterisk's folder: asterisk could have swapped it
+    "agi-bin-to-cron.d-made-by-root-in-asterisks-folder": lambda root: _agi_bin_to_cron_d(root, by="root"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FOLDER_LINKS))
+def test_a_folder_link_another_user_could_plant_is_refused_before_any_change(throwaway_root, case):
+    root = throwaway_root
+    link, target = FOLDER_LINKS[case](root)
+    before_target, before = listing(root, target), watched(root)
+
+    p = root.install(*INSTALL)
+
+    assert p.returncode == 1, p.stdout + p.stderr
+    errors = error_lines(p)
+    assert len(errors) == 1, p.stderr
+    assert errors[0].startswith("[ERROR]") and f"the folder {link} is a symbolic link to {target}" in errors[0], \
+        errors[0]
+    assert listing(root, target) == before_target            # nothing written there
+    assert watched(root) == before
+    assert "[changed]" not in p.stdout, p.stdout
+    assert not root.p(PREFIX).exists()
+
+
+# Debian's own links, made by root in root's folders: /var/run -> /run
+# (absolute), merged /usr's /lib -> usr/lib (relative).
+@pytest.mark.parametrize("given, real", [("/var/run/qmt-agi", "/run/qmt-agi"),
+                                         ("/lib/qmt-agi", "/usr/lib/qmt-agi")])
+def test_a_link_only_root_could_make_is_followed(throwaway_root, given, real):
+    root = throwaway_root
+    assert root.sh(f"stat -c '%U %a' {given.rsplit('/', 1)[0]} && test -L {given.rsplit('/', 1)[0]}",
+                   check=True).stdout.startswith("root ")
+
+    p = installed(root, "--agi-dir", given)
+
+    assert f"[changed] agi-bin: created {given} (from --agi-dir)" in p.stdout, p.stdout
+    assert root.sh(f"stat -c '%a %U:%G' {real}/{SCRIPT}", check=True).stdout == "750 root:asterisk\n"
+    p = root.install("--uninstall")
+    assert p.returncode == 0 and f"[changed] script: removed {given}/{SCRIPT}" in p.stdout, p.stdout + p.stderr
+    assert not root.p(f"{real}/{SCRIPT}").exists()
+
+
+def _fifo(root, path):
+    root.sh(f"rm -f {path} && mkfifo -m 600 {path}", user="asterisk", check=True)
+    return "it is not a regular file"
+
+
+def _folder(root, path):
+    root.sh(f"rm -f {path} && mkdir {path}", user="asterisk", check=True)
+    return "it is not a regular file"
+
+
+# (how install.sh runs, the file root reads, what asterisk puts there)
+NOT_A_FILE = [
+    ("install", MANAGER, _fifo), ("check", MANAGER, _fifo), ("uninstall", MANAGER, _fifo),
+    ("install", ASTERISK_CONF, _fifo), ("install", CONF, _folder), ("check", CONF, _fifo),
+    ("uninstall", EXTENSIONS, _fifo), ("check", EXTENSIONS, _fifo),
+]
+MODE_ARGS = {"install": INSTALL, "check": ("--check",), "uninstall": ("--uninstall",)}
+PROMPTLY = 60          # seconds; a blocked read would wait forever
+
+
+@pytest.mark.parametrize("mode, path, plant", NOT_A_FILE,
+                         ids=[f"{m}-{p.rsplit('/', 1)[1]}-{f.__name__[1:]}" for m, p, f in NOT_A_FILE])
+def test_a_fifo_or_folder_where_root_reads_a_file_is_refused_promptly(throwaway_root, mode, path, plant):
+    root = throwaway_root
+    if mode != "install":
+        installed(root)
+    if path == CONF and mode == "install":
+        root.sh(f"rm -f {CONF}", check=True)
+    why = plant(root, path)
+    before = {f: fingerprint(root, f) for f in (ODBC_INI, EXTENSIONS, MANAGER, CONF, MANIFEST)}
+    args = " ".join(shlex.quote(a) for a in MODE_ARGS[mode])
+
+    # timeout kills install.sh's whole process group: a hang fails the test, nothing is left blocked
+    p = root.sh(f"cd {L.SRC_IN_ROOT} && timeout -s KILL {PROMPTLY} ./install.sh {args}", timeout=PROMPTLY + 30)
+
+    assert p.returncode == 1, f"exit {p.returncode} (137: still blocked after {PROMPTLY} s)\n" + p.stdout + p.stderr
+    errors = error_lines(p)
+    assert len(errors) == 1 and errors[0].startswith("[ERROR]"), p.stderr
+    assert f"refusing to touch {path}: {why}" in errors[0], errors[0]
+    assert "[changed]" not in p.stdout and "[PASS]" not in p.stdout, p.stdout
+    assert {f: fingerprint(root, f) for f in before} == before
+
+
+PYTHON_LOG = "/tmp/qmt-python-runs"
+PYTHON_SPY = f"""#!/bin/sh
+# e2e: log who runs Python and whether its code uses SQLite, then the real python3
+code=$*
+if [ "$1 $2" = "-I -" ]; then code=$(cat); printf '%s\\n' "$code" > /tmp/qmt-spy.$$; exec < /tmp/qmt-spy.$$; fi
+case $code in *sqlite3*) what=sqlite ;; *) what=other ;; esac
+echo "$(id -u) $what" >> {PYTHON_LOG}
+exec /usr/bin/python3 "$@"
+"""
+
+
+def test_root_never_opens_the_allowlist_with_sqlite(throwaway_root):
+    """The allowlist file is the asterisk user's to write: root only copies
+    its bytes; creating and upgrading its table runs as asterisk."""
+    root = throwaway_root
+    root.write("/usr/local/bin/python3", PYTHON_SPY, mode=0o755)
+    root.write(PYTHON_LOG, "", mode=0o666)
+    installed(root)                                           # creates the table
+    root.sh(f"sqlite3 {DB} 'ALTER TABLE queue_mobile_agents DROP COLUMN confirm_answer'", check=True)
+
+    p = installed(root)                                       # upgrades it
+
+    assert "[changed] allowlist: added column(s) confirm_answer" in p.stdout, p.stdout
+    columns = root.sh(f"sqlite3 {DB} 'PRAGMA table_info(queue_mobile_agents)'", check=True).stdout
+    assert "|confirm_answer|" in columns
+    runs = root.p(PYTHON_LOG).read_text().split("\n")
+    asterisk_uid = root.sh("id -u asterisk", check=True).stdout.strip()
+    assert "0 other" in runs                                  # the spy sees root's Python
+    assert "0 sqlite" not in runs, runs
+    assert f"{asterisk_uid} sqlite" in runs, runs
+
+
+# ---------------------------------------------- --uninstall: the ring path
+RING_MEMBERS = {"8008": ["Local/79001112233@qmt-ring/n", "Local/79004445566@qmt-ring/n"],
+                "8012": ["Local/79001112233@qmt-ring/n"]}
+OTHER_MEMBER = ("8010", "Local/79007778899@outbound-allroutes/n")     # not ours: stays
+EID_NOISE = "No ethernet interface found for seeding global EID. You will need to set it manually."
+
+
+def _noisy_asterisk_cli(root):
+    """asterisk -rx as on a box without an IPv4 ethernet card: a line before the answer."""
+    root.write("/usr/local/sbin/asterisk", f"#!/bin/sh\necho '{EID_NOISE}'\nexec /usr/sbin/asterisk \"$@\"\n",
+               mode=0o755)
+
+
+def test_uninstall_removes_ring_path_members_and_astdb_families(throwaway_root):
+    root = throwaway_root
+    ast = L.Asterisk(root)
+    ast.start()
+    try:
+        installed(root)
+        for queue, members in RING_MEMBERS.items():
+            for iface in members:
+                ast.cli(f"queue add member {iface} to {queue}")
+        ast.cli(f"queue add member {OTHER_MEMBER[1]} to {OTHER_MEMBER[0]}")
+        ast.cli("database put qmt-ring/79001112233 missed 2")
+        ast.cli("database put qmt-ring/79004445566 ring_seconds 20")
+        ast.cli("database put qmt-pin 79001112233 1,2,3")
+        ast.cli("database put qmt-other keep 1")
+        _noisy_asterisk_cli(root)
+
+        p = root.install("--uninstall")
+
+        assert p.returncode == 0, p.stdout + p.stderr
+        for queue, members in RING_MEMBERS.items():
+            assert ast.member_list(queue) == []
+            for iface in members:
+                assert f"[changed] asterisk: removed the ring path's member {iface} from queue {queue}" \
+                       in p.stdout, p.stdout
+        assert ast.member_list(OTHER_MEMBER[0]) == [OTHER_MEMBER[1]]
+        assert "[changed] asterisk: removed astdb family qmt-ring (2 keys)" in p.stdout, p.stdout
+        assert "[changed] asterisk: removed astdb family qmt-pin (1 keys)" in p.stdout, p.stdout
+        assert "[changed] asterisk: dialplan reloaded" in p.stdout      # it saw Asterisk running
+        tree = ast.cli("database show")
+        assert "/qmt-ring/" not in tree and "/qmt-pin/" not in tree and "/qmt-other/keep" in tree, tree
+        assert "@qmt-ring/n" not in ast.cli("database show Queue/PersistentMembers")
+
+        again = root.install("--uninstall")
+        assert again.returncode == 0 and "[changed]" not in again.stdout, again.stdout
+    finally:
+        ast.stop()
+
+
+def test_uninstall_without_asterisk_names_the_ring_leftovers(throwaway_root):
+    root = throwaway_root
+    installed(root)
+
+    p = root.install("--uninstall")
+
+    assert p.returncode == 0, p.stdout + p.stderr
+    notes = [line for line in p.stdout.splitlines() if line.startswith("[note]") and "qmt-ring" in line]
+    assert len(notes) == 1, p.stdout
+    for needed in ("Local/<number>@qmt-ring/n", "queue remove member", "database deltree qmt-ring",
+                   "database deltree qmt-pin"):
+        assert needed in notes[0], notes[0]
+
+
+# ------------------------------------------------- passwords, PASSWD too
+def test_install_never_shows_a_passwd_value(throwaway_root):
+    root = throwaway_root
+    secrets = ("Sekret-6", "sekret-7", "se;kret}}8", "sekret9")
+    conn = (f"PASSWD={secrets[0]};DSN=qmt_elsewhere;UID=agi;passwd = {secrets[1]};DbPasswd={{{secrets[2]}}};"
+            f"Passwd={{{secrets[3]}")
+    root.write(CONF, f"[database]\nconnection = {conn}\n", mode=0o640, owner="root:asterisk")
+
+    p = installed(root)
+    again = installed(root, "--dsn", "qmt_wanted")
+
+    shown = [line for line in p.stdout.splitlines() if "config points elsewhere" in line]
+    assert shown and "(PASSWD=***;DSN=qmt_elsewhere;UID=agi;passwd =***;DbPasswd=***;Passwd=***)" in shown[0], \
+        p.stdout
+    noted = [line for line in again.stdout.splitlines() if "[note]    config:" in line]
+    assert noted and "PASSWD=***;" in noted[0], again.stdout
+    out = p.stdout + p.stderr + again.stdout + again.stderr
+    for secret in secrets + ("kret}}8", "kret}8", "kret9"):
+        assert secret not in out
