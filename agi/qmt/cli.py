@@ -5,7 +5,8 @@ prints text or, with --json, one JSON document, and exits with:
   0  done, nothing to report
   1  done, and it found a problem (a refusal, a member to sweep, a failed check)
   2  usage: a bad argument
-  3  Asterisk's manager or the allowlist database cannot be reached or used
+  3  Asterisk's manager or the allowlist database cannot be reached or used,
+     or root's qmt cannot safely become the asterisk user
 A failure to reach Asterisk or the database is one line on stderr, never a
 traceback.
 """
@@ -25,6 +26,7 @@ from .log import LOG_TAG, write_log
 from .ami import (AmiError, AmiView, ami_from_settings, asterisk_cli, astdb_delete, astdb_family,
                   member_in_call)
 from .pin import ASTDB_FAMILY, LockRecord, hash_pin, is_pin
+from .privileges import PrivilegeError, leave_root
 from .queues_conf import DEFAULT_TIMEOUT, QUEUES_CONF, queue_timeouts
 from .rules import (MAX_PENALTY, UNREADABLE, is_valid_queue_name, printable, standing,
                     sweep_verdict, typed_number, without_passwords)
@@ -515,6 +517,11 @@ def main(argv=None):
     args = parser().parse_args(argv)             # exits 2 on a usage error
     if getattr(args, "dsn", None) and not re.fullmatch(DSN_NAME, args.dsn):
         return fail(USAGE, "--dsn: letters, digits and ._- only")
+    try:
+        # Before anything is read: root must not run what the asterisk user wrote.
+        args.config = leave_root(args.config, dsn=getattr(args, "dsn", None))
+    except PrivilegeError as problem:
+        return fail(UNREACHABLE, str(problem))
     try:
         settings = load_settings(args.config)
     except ConfigError as problem:
