@@ -13,6 +13,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "agi"))
 sys.path.insert(0, HERE)
 
+from fake_ami import FakeAmi  # noqa: E402
 from fake_asterisk import FakeAsterisk  # noqa: E402
 
 SQLITE_DRIVER = "SQLite3"
@@ -123,16 +124,19 @@ def write_config(path, connection, log_file, timeout=3, managed="", extra="", me
 class Toggle:
     """Everything one AGI-level test needs: allowlist, config, fake Asterisk."""
 
-    def __init__(self, tmp_path, odbc, allowlist, connection):
+    def __init__(self, tmp_path, odbc, allowlist, connection, ami=None):
         self.tmp_path = tmp_path
         self.odbc = odbc
         self.allowlist = allowlist
         self.log_file = str(tmp_path / "toggle.log")
-        self.config = write_config(tmp_path / "qmt.conf", connection, self.log_file)
         self.asterisk = FakeAsterisk({"8008": [], "8010": []})
+        self.ami = ami or FakeAmi()
+        self.ami.asterisk = self.asterisk
+        self.config = write_config(tmp_path / "qmt.conf", connection, self.log_file, extra=self.ami.config())
 
     def configure(self, connection=None, timeout=3, managed="", extra=""):
-        write_config(self.config, connection or "DSN=qmt_test", self.log_file, timeout, managed, extra)
+        ami = "" if "[ami]" in extra else self.ami.config()      # a test's own [ami] wins
+        write_config(self.config, connection or "DSN=qmt_test", self.log_file, timeout, managed, ami + extra)
 
     @property
     def env(self):
@@ -182,7 +186,15 @@ def make_sqlite_allowlist(odbc, db_path):
 
 
 @pytest.fixture
-def toggle(tmp_path, odbc):
-    """The script against a real SQLite3 ODBC allowlist (DSN qmt_test)."""
+def fake_ami():
+    ami = FakeAmi()
+    yield ami
+    ami.close()
+
+
+@pytest.fixture
+def toggle(tmp_path, odbc, fake_ami):
+    """The script against a real SQLite3 ODBC allowlist (DSN qmt_test) and
+    a fake manager interface that tells pause reasons."""
     allowlist = make_sqlite_allowlist(odbc, tmp_path / "allowlist.sqlite")
-    return Toggle(tmp_path, odbc, allowlist, "DSN=qmt_test")
+    return Toggle(tmp_path, odbc, allowlist, "DSN=qmt_test", fake_ami)

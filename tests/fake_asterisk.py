@@ -6,8 +6,9 @@ replies; `510` for an unknown command; `511` for a command not permitted on
 a dead channel; a multi-line `520-...` / `520 End of proper usage.` for bad
 syntax; SIGHUP when the caller hangs up; EOF when Asterisk closes the pipe.
 It knows the dialplan functions the toggle reads (QUEUE_EXISTS,
-QUEUE_MEMBER_LIST, QUEUE_MEMBER(q,paused,iface)) from a dict of queues and
-a set of paused members, and records every variable set.
+QUEUE_MEMBER_LIST, QUEUE_MEMBER(q,paused,iface), LOCK) from a dict of
+queues and a set of paused members, and records every variable set. The
+reason of a pause is told by tests/fake_ami.py, as by Asterisk's AMI.
 """
 
 import os
@@ -107,6 +108,11 @@ class FakeAsterisk:
         # persistentmembers=yes: queues with members are keys in astdb.
         self.persistent_members = persistent_members
         self.paused = set()     # (queue, interface) of paused members
+        self.pause_reasons = {}  # (queue, interface) -> PausedReason, told by the fake AMI only
+        # LOCK(name) of func_lock: names another call holds (LOCK then gives
+        # 0 after its wait); every name this channel took, in order.
+        self.locks_elsewhere = set()
+        self.locks_taken = []
         self.channel_vars = {}
         self.astdb = {}          # (family, key) -> value, kept across runs like Asterisk's
         # What the caller keys in at each GET DATA, in turn: digits (ended
@@ -128,6 +134,11 @@ class FakeAsterisk:
                 if option != "paused" or interface not in self.queues.get(queue, []):
                     return None
                 return "1" if (queue, interface) in self.paused else "0"
+            if func == "LOCK":
+                if arg in self.locks_elsewhere:
+                    return "0"
+                self.locks_taken.append(arg)
+                return "1"
             if func == "DB_KEYS" and arg == "Queue/PersistentMembers":
                 return ",".join(q for q, members in self.queues.items()
                                 if members and self.persistent_members)

@@ -350,14 +350,84 @@ def test_a_paused_member_is_resumed_in_the_queues_it_is_paused_in_then_logged_ou
     toggle.asterisk.queues["8008"].append(IFACE)
     toggle.asterisk.queues["8010"].append(IFACE)
     toggle.asterisk.paused.add(("8010", IFACE))
+    toggle.asterisk.pause_reasons[("8010", IFACE)] = "qmt-missed"
     run = toggle.call(N)
     assert_clean_exit(run)
     assert (run.state, run.queues, run.get("QMT_IFACE_1")) == ("PAUSED", ["8010"], IFACE)
+    assert ("QueueStatus", {"Action": "QueueStatus", "ActionID": "qmt-2", "Queue": "8010", "Member": IFACE}) in \
+        toggle.ami.actions                                     # the reason asked of the one member
     assert run.get("QMT_RING_CONFIRM") is None                 # a resume stores no settings
     toggle.act_as_dialplan(run)
     assert toggle.asterisk.paused == set()
     run = toggle.call(N)
     assert (run.state, sorted(run.queues)) == ("LOGGEDIN", ["8008", "8010"])
+
+
+def test_a_supervisors_pause_is_not_undone_by_a_call(toggle):
+    """Issue 14, MEDIUM 3: only the ring path's pauses are resumed; a
+    member paused for another reason (or none) leaves instead."""
+    toggle.allowlist.add(N, "8008")
+    toggle.asterisk.queues["8008"].append(IFACE)
+    toggle.asterisk.paused.add(("8008", IFACE))
+    toggle.asterisk.pause_reasons[("8008", IFACE)] = "lunch"
+    run = toggle.call(N, "8008")
+    assert (run.state, run.queues, run.get("QMT_REASON")) == ("LOGGEDIN", ["8008"], "member")
+
+
+def test_a_pause_whose_reason_cannot_be_read_is_not_undone(toggle):
+    toggle.allowlist.add(N, "8008")
+    toggle.asterisk.queues["8008"].append(IFACE)
+    toggle.asterisk.paused.add(("8008", IFACE))
+    toggle.asterisk.pause_reasons[("8008", IFACE)] = "qmt-missed"
+    toggle.ami.refuse_login = True                             # the manager says no
+    run = toggle.call(N, "8008")
+    assert_clean_exit(run)
+    assert (run.state, run.queues) == ("LOGGEDIN", ["8008"])
+
+
+def test_a_paused_member_leaves_while_the_database_is_down(toggle, tmp_path):
+    """Issue 14, LOW 3: a member may always leave, paused or not."""
+    toggle.allowlist.add(N, "8008")
+    toggle.asterisk.queues["8008"].append(IFACE)
+    toggle.asterisk.paused.add(("8008", IFACE))
+    toggle.asterisk.pause_reasons[("8008", IFACE)] = "qmt-missed"
+    (tmp_path / "allowlist.sqlite").rename(tmp_path / "gone.sqlite")
+    for queue in ("8008", None):
+        run = toggle.call(N, queue)
+        assert (run.state, run.queues) == ("LOGGEDIN", ["8008"]), queue
+    assert "not resumed: allowlist unreadable (db_not_found)" in toggle.log_lines()[-1]
+
+
+def test_a_row_for_queue_support_logs_in_to_asterisks_support(toggle):
+    """Issue 14, LOW 2: Asterisk finds a queue by its name in any case."""
+    toggle.asterisk.queues["support"] = []
+    toggle.allowlist.add(N, "Support")
+    run = toggle.call(N, "support")
+    assert (run.state, run.queues) == ("LOGGEDOUT", ["Support"])
+
+
+def test_the_toggle_lock_is_the_normalised_numbers(toggle):
+    """Issue 14, MEDIUM 1: +7..., 7..., 8... and the national form of one
+    number take one lock, so their calls wait for each other."""
+    toggle.allowlist.add(N, "8008")
+    for spelling in ("+" + N, N, "8" + N[1:], N[1:]):
+        toggle.call(spelling, "8008")
+    assert toggle.asterisk.locks_taken == ["qmt-toggle-" + N] * 4
+
+
+def test_a_call_while_another_of_the_same_number_holds_the_lock_changes_nothing(toggle):
+    toggle.allowlist.add(N, "8008")
+    toggle.asterisk.locks_elsewhere.add("qmt-toggle-" + N)
+    run = toggle.call("8" + N[1:], "8008")
+    assert_clean_exit(run)
+    assert (run.state, run.get("QMT_REASON"), run.get("QUEUEUSER")) == ("ERROR", "toggle_busy", N)
+    assert not any(c.startswith(("GET VARIABLE", "DATABASE")) for c in run.commands)   # nothing asked
+
+
+def test_no_lock_is_taken_for_a_refused_number(toggle):
+    toggle.call("12345", "8008")
+    toggle.call(N, "8008", fields={"agi_arg_2": "79990001122"})
+    assert toggle.asterisk.locks_taken == []
 
 
 def test_a_paused_member_whose_rows_are_gone_is_logged_out_not_resumed(toggle):

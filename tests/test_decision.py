@@ -193,7 +193,7 @@ def test_all_queues_untrustworthy_member_list_blocks_a_login_but_not_a_logout():
 
 # -- members paused, and members by an older interface ----------------------------
 
-PAUSED_MEMBER = Membership(RING, paused=True)
+PAUSED_MEMBER = Membership(RING, paused=True, reason="qmt-missed")
 
 
 def test_a_paused_member_still_permitted_is_resumed_not_logged_out():
@@ -208,10 +208,55 @@ def test_a_paused_member_whose_row_is_gone_leaves_instead():
     assert (decision.state, decision.queues) == (LOGGEDIN, ["8008"])
 
 
-def test_a_paused_member_is_not_resumed_while_the_table_cannot_be_read():
+def test_a_paused_member_leaves_while_the_table_cannot_be_read():
+    """Resuming needs the table; leaving never does (issue 14, LOW 3)."""
     decision = decide_one_queue(NUMBER, "8008", True, PAUSED_MEMBER,
                                 lambda: (None, LookupFailure("db_timeout", "slow")))
-    assert (decision.state, decision.reason) == (ERROR, "db_timeout")
+    assert (decision.state, decision.reason, decision.queues, decision.action) == \
+        (LOGGEDIN, "member", ["8008"], "logout")
+    assert "not resumed: allowlist unreadable (db_timeout)" in decision.detail
+
+
+@pytest.mark.parametrize("reason", ["supervisor", "", None, "QMT-MISSED", "qmt-resumed"])
+def test_only_a_pause_the_ring_path_made_is_undone_by_a_call(reason):
+    """A supervisor's pause (any other reason, none, or one that could not
+    be read) is never resumed: the caller leaves instead, as a member may."""
+    paused = Membership(RING, paused=True, reason=reason)
+    decision = decide_one_queue(NUMBER, "8008", True, paused, lambda: (grants(row("8008")), None))
+    assert (decision.state, decision.action) == (LOGGEDIN, "logout")
+
+
+@pytest.mark.parametrize("reason", ["qmt-missed", "qmt-break"])
+def test_the_ring_paths_own_pauses_are_resumed(reason):
+    paused = Membership(RING, paused=True, reason=reason)
+    decision = decide_one_queue(NUMBER, "8008", True, paused, lambda: (grants(row("8008")), None))
+    assert (decision.state, decision.action) == (PAUSED, "resume")
+
+
+def test_a_resume_carries_the_rows_pin_so_it_asks_as_a_login_does():
+    from qmt.pin import hash_pin
+    from qmt.rules import pin_needed
+    stored = hash_pin("2468", iterations=1000)
+    rows = grants(row("8008") + (stored,))
+    decision = decide_one_queue(NUMBER, "8008", True, PAUSED_MEMBER, lambda: (rows, None))
+    assert decision.state == PAUSED and decision.grants[0].pin_hash == stored
+    assert pin_needed(decision, lambda: (rows, None), required=False, for_logout=False) == (True, [stored], None)
+    unpinned = decide_one_queue(NUMBER, "8008", True, PAUSED_MEMBER, lambda: (grants(row("8008")), None))
+    assert pin_needed(unpinned, None, required=True, for_logout=False) == (True, [], "pin_not_set")
+    assert pin_needed(unpinned, None, required=False, for_logout=False) == (False, [], None)
+
+
+def test_queue_names_compare_as_asterisk_compares_them():
+    """app_queue finds a queue by name in any case: the row 'Support' is
+    Asterisk's queue 'support' for a login, a resume and the sweep."""
+    from qmt.rules import PERMITTED, standing
+    rows = grants(row("Support"))
+    assert decide_one_queue(NUMBER, "support", True, False, lambda: (rows, None)).state == LOGGEDOUT
+    resumed = decide_one_queue(NUMBER, "support", True, PAUSED_MEMBER, lambda: (rows, None))
+    assert (resumed.state, resumed.queues) == (PAUSED, ["support"])        # Asterisk's spelling, for Unpause
+    assert standing(rows, "support") == PERMITTED
+    assert decide_all_queues(NUMBER, rows, None, {"support"}, {}).state == LOGGEDOUT
+    assert candidate_queues(rows, ["support", "SUPPORT", "8010"]) == ["Support", "8010"]
 
 
 def test_all_queues_resumes_only_where_paused_and_permitted():
@@ -384,11 +429,13 @@ def test_odbc_errors_map_to_distinct_reasons(sqlstate, message, reason):
     ("DSN=x;Pwd={se}}cret};UID=a", "cret"),
     ("DSN=x;TLSKEYPWD=hunter2", "hunter2"),
     ("DSN=x;pwd={unclosed;UID=hunter2", "hunter2"),
+    ("DSN=x;UID=qmt;PASSWD=hunter2;", "hunter2"),          # issue 14: PASSWD was printed in clear
+    ("DSN=x;passwd = {hun;ter2}", "hun;ter2"),
 ])
 def test_passwords_are_masked_in_any_spelling(text, secret):
     masked = without_passwords(text)
     assert secret not in masked and "***" in masked
-    assert masked.split("***")[0].lower().rstrip(" =").endswith(("pwd", "password"))
+    assert masked.split("***")[0].lower().rstrip(" =").endswith(("pwd", "passwd", "password"))
 
 
 def test_the_decision_line_masks_a_password_in_its_detail():

@@ -123,13 +123,24 @@ def test_a_failed_login_undoes_only_what_this_call_added(dialplan):
 
 def test_one_toggle_per_number_at_a_time_and_no_prompt_under_the_lock(dialplan):
     """Two calls from one number at once must not each see the other half
-    done: the lock spans the decision and the queue changes, not the prompts."""
+    done: the script takes the lock of the normalised number before it
+    decides (pbx.toggle_lock_name), the dialplan releases that very lock
+    before any prompt, in every branch."""
+    from qmt.pbx import toggle_lock_name
     lines = code_lines(dialplan)
-    lock = next(i for i, line in enumerate(lines) if "${LOCK(${QMT_LOCK})}" in line)
     agi = next(i for i, line in enumerate(lines) if "AGI(queue_mobile_toggle.py" in line)
-    assert lock < agi
-    toggle = lines[lock:next(i for i, line in enumerate(lines) if line == "[qmt-add-members]")]
+    assert lines[agi + 1].endswith("Set(QMT_LOCK=%s)" % toggle_lock_name("${QUEUEUSER}"))
+    assert not any("${LOCK(" in line for line in lines), "the raw caller ID must not key a lock"
+    toggle = lines[agi:next(i for i, line in enumerate(lines) if line == "[qmt-ring-settings]")]
     for i, line in enumerate(toggle):
         if "Playback(" in line:     # released in the same labelled branch, before the prompt
             branch = next(j for j in range(i, -1, -1) if re.search(r"same => n\(\w+\)", toggle[j]))
             assert any("UNLOCK(${QMT_LOCK})" in step for step in toggle[branch:i]), line
+
+
+def test_digits_keyed_right_after_answer_are_not_thrown_away(dialplan):
+    """Wait() discards DTMF; the PIN prompt would miss a quick caller's digits."""
+    lines = code_lines(dialplan)
+    toggle = lines[next(i for i, line in enumerate(lines) if line == "[qmt-toggle]"):]
+    agi = next(i for i, line in enumerate(toggle) if "AGI(queue_mobile_toggle.py" in line)
+    assert not any("Wait(" in line for line in toggle[:agi])

@@ -57,3 +57,14 @@ def test_the_rules_follow_the_configuration():
     assert normalise_number("15112345678", "49", "0", 11) == "4915112345678"
     # No trunk prefix configured: an 11-digit number starting with 8 stays.
     assert normalise_number("89112223344", "7", "", 10) == "89112223344"
+
+
+@pytest.mark.parametrize("typed", ["7911\n2223344", "79112223344\n", "7911\t222 33 44", "\n79112223344",
+                                   "7911\r2223344", "7911\x0b2223344"])
+def test_a_typed_number_with_a_control_character_is_refused(typed):
+    """Only a space, brackets, '-' and '.' separate digits an admin types: a
+    newline or tab is a mistake (issue 14, INFO), never silently dropped."""
+    from qmt.rules import typed_number
+    assert typed_number(typed) is None
+    assert typed_number(typed.replace("\n", " ").replace("\t", " ").replace("\r", " ").replace("\x0b", " ")
+                        .strip()) == "79112223344"

@@ -45,6 +45,7 @@ from hypothesis import strategies as st
 import fake_asterisk
 import qmt.toggle  # noqa: F401
 from conftest import SQLITE_DRIVER, OdbcHome, make_sqlite_allowlist, write_config
+from fake_ami import FakeAmi
 from fake_asterisk import FakeAsterisk
 from qmt.pbx import MAX_AGI_LINE
 from qmt.pin import hash_pin
@@ -228,20 +229,24 @@ class World:
             allowlist.execute("INSERT INTO queue_mobile_agents (number, queue, penalty, member_name, enabled, "
                               "pin_hash) VALUES (?, ?, ?, ?, ?, ?)", *row)
         self.log_file = str(folder / "toggle.log")
+        self.ami = FakeAmi()                 # tells the reason of a pause, as Asterisk's manager does
         # No DSN: a forked child inherits unixODBC's cache of an earlier test's odbc.ini.
         connection = "Driver=%s;Database=%s" % (SQLITE_DRIVER, database)
         self.env = {name: dict(odbc.env, QMT_CONFIG=write_config(
             folder / ("%s.conf" % name), connection, self.log_file, timeout=timeout,
-            extra="\n[pin]\nrequired = %s\n" % required)) for name, (timeout, required) in CONFIGS.items()}
+            extra=self.ami.config() + "\n[pin]\nrequired = %s\n" % required))
+            for name, (timeout, required) in CONFIGS.items()}
 
     def call(self, mode, callerid, queue=None, members=(), plan=None, keyed=(), asterisk=None,
-             config="default", paused=(), **kwargs):
+             config="default", paused=(), reason="qmt-missed", **kwargs):
         """One run. `members`: the queues N is already a member of (`paused`:
         those he is paused in); `keyed`: what the caller keys at each PIN
         prompt; `asterisk`: one kept from an earlier call (its astdb holds
         the lockout records)."""
         asterisk = asterisk or HostileAsterisk({q: [IFACE] if q in members else [] for q in QUEUES})
         asterisk.paused = {(q, IFACE) for q in paused if q in members}
+        asterisk.pause_reasons = {member: reason for member in asterisk.paused}
+        self.ami.asterisk = asterisk
         asterisk.plan, asterisk.applied, asterisk.said, asterisk.keyed = dict(plan or {}), [], [], list(keyed)
         open(self.log_file, "w").close()
         with forking() if mode == FORKED else contextlib.nullcontext():
@@ -305,9 +310,9 @@ COMMANDS = [re.compile(pattern % dict(queue=QUEUE, number=NUMBER)) for pattern i
     r'GET FULL VARIABLE "\$\{DB_KEYS\(Queue/PersistentMembers\)\}"',
     r'EXEC MSet "(?P<pairs>[^"\\]*)"',
     r'VERBOSE "(?P<line>[^"\\]*)" 1',
-    r'GET DATA agent-pass [1-9]\d{3,4} [1-9]\d?',
-    r'STREAM FILE agent-incorrect ""',
-    r'DATABASE GET qmt-pin (?P<number>%(number)s)',
+    r'GET FULL VARIABLE "\$\{LOCK\(qmt-toggle-(?P<locked>%(number)s)\)\}"',
+    r'GET DATA (?:agent-pass|auth-incorrect) [1-9]\d{3,4} [1-9]\d?',
+    r'DATABASE GET qmt-pin (?P<read>%(number)s)',
     r'DATABASE PUT qmt-pin (?P<number>%(number)s) \d{1,12},\d{1,12},\d{1,12}',
 )]
 ANSWER_COMMAND = next(pattern for pattern in COMMANDS if "pairs" in pattern.groupindex)
@@ -418,7 +423,9 @@ def check_commands(run, callerid):
             assert slots["queue"] in queues or from_asterisk(slots["queue"]), command
         if "line" in slots:
             assert DECISION_LINE.fullmatch(slots["line"]), command
-        if "number" in slots:  # a lockout record: only for a number whose row has a PIN
+        if "locked" in slots or "read" in slots:  # the toggle's lock, a lockout record read: the caller's
+            assert slots.get("locked", slots.get("read")) == number, command
+        if "number" in slots:  # a lockout record written: only for a number whose row has a PIN
             assert slots["number"] == number == P, command
         if "interface" in slots:
             assert slots["interface"] == "Local/%s@qmt-ring/n" % number, command
@@ -526,17 +533,21 @@ def test_only_a_spelling_of_a_permitted_number_logs_in(world, mode, callerid, qu
 @examples(60)
 @given(mode=modes(), callerid=st.sampled_from([N, "89112223344", STRANGER, UNKNOWN]),
        queue=st.sampled_from([None, "8008", "8030"]),
-       members=st.sets(st.sampled_from(QUEUES)), paused=st.sets(st.sampled_from(QUEUES)))
-@example(mode=SCRIPT, callerid=N, queue=None, members={"8008", "8010", "8030"}, paused={"8010", "8030"})
+       members=st.sets(st.sampled_from(QUEUES)), paused=st.sets(st.sampled_from(QUEUES)),
+       reason=st.sampled_from(["qmt-missed", "qmt-break", "supervisor", ""]))
+@example(mode=SCRIPT, callerid=N, queue=None, members={"8008", "8010", "8030"}, paused={"8010", "8030"},
+         reason="qmt-missed")
 @counted("paused")
-def test_a_paused_member_is_resumed_exactly_where_he_may_still_be(world, mode, callerid, queue, members, paused):
-    """Resuming puts a number back on duty: only in the queues he is paused
-    in, of those this call toggles, and only where a live row lets him be."""
-    run = world.call(mode, callerid, queue, members=members, paused=paused)
+def test_a_paused_member_is_resumed_exactly_where_he_may_still_be(world, mode, callerid, queue, members, paused,
+                                                                   reason):
+    """Resuming puts a number back on duty: only from a pause the ring path
+    made, in the queues he is paused in, of those this call toggles, and
+    only where a live row lets him be."""
+    run = world.call(mode, callerid, queue, members=members, paused=paused, reason=reason)
     answer = check_run(run, callerid)
     mine = members if normalise_number(callerid) == N else set()
     toggled = mine if queue is None else mine & {queue}
-    resumable = paused & toggled & set(GRANTS[N])
+    resumable = paused & toggled & set(GRANTS[N]) if reason in ("qmt-missed", "qmt-break") else set()
     state = answer.get("QUEUESTAT")
     assert (state == "PAUSED") == bool(resumable), answer
     if resumable:
@@ -623,6 +634,8 @@ def pin_model(keyed, failures=0, locked=False):
     for digits in tries[:PIN_CONFIG["tries"]]:
         if digits is None:
             return "gone", failures, locked
+        if not heard_as_digits(digits):
+            continue                    # silence (or no ASCII digit) is never a wrong PIN
         if digits == PIN and not locked:
             return "in", 0, locked
         if not locked:
@@ -632,13 +645,18 @@ def pin_model(keyed, failures=0, locked=False):
     return "refused", failures, locked
 
 
+def heard_as_digits(digits):
+    return digits.isascii() and digits.isdigit()
+
+
 def prompts_for(keyed, outcome):
-    """What P hears in one call (never locked): agent-pass for each try,
-    agent-incorrect after each wrong one."""
+    """What P hears in one call (never locked), one prompt a try: agent-pass
+    first and after silence, auth-incorrect after a wrong PIN."""
     read = (keyed_pins(keyed) + [""] * PIN_CONFIG["tries"])[:PIN_CONFIG["tries"]]
-    if outcome == "refused":
-        return ["agent-pass", "agent-incorrect"] * PIN_CONFIG["tries"]
-    return ["agent-pass", "agent-incorrect"] * read.index(PIN if outcome == "in" else None) + ["agent-pass"]
+    if outcome != "refused":
+        read = read[:read.index(PIN if outcome == "in" else None) + 1]
+    return ["agent-pass"] + ["auth-incorrect" if heard_as_digits(before) else "agent-pass"
+                             for before in read[:-1]]
 
 
 @examples(60)

@@ -10,6 +10,7 @@ qmt.toggle) and the admin command `qmt` (qmt.cli). Modules, one concern each:
     log        one line per decision, to syslog or a file
     toggle     one AGI call: ask, decide, answer the dialplan
     cli        the `qmt` command
+    privileges root's `qmt` becomes the asterisk user before it reads anything
 """
 
 __version__ = "0.2.0"

@@ -165,6 +165,7 @@ class AllowlistRead:
 
     def __init__(self, settings, number, now):
         self.number, self.now = number, now
+        self.deadline = time.monotonic() + settings.timeout     # the read's own bound, from its start
         self._read = Bounded(lambda: with_connection(settings.connection, settings.timeout, self._select),
                              settings.timeout)
 
@@ -172,11 +173,11 @@ class AllowlistRead:
         cursor.execute(SELECT_ROWS, self.number)
         return rows_by_name(cursor)
 
-    def lookup(self, deadline):
+    def lookup(self, deadline=None):
         """(judged grants, None), or (None, LookupFailure) when the table
-        could not be read by `deadline`."""
+        could not be read by `deadline` (default: its own bound)."""
         try:
-            rows = self._read.result(deadline)
+            rows = self._read.result(deadline or self.deadline)
         except DatabaseError as error:
             return None, error.as_failure()
         judged = [judge_row(row, self.number, self.now) for row in rows]

@@ -74,10 +74,11 @@ class Ami:
             raise AmiError("Asterisk's manager at %s: %s" % (self.where, exc.strerror or type(exc).__name__)) \
                 from None
 
-    def queue_members(self, queue=None):
-        """{queue: [member event, ...]} of every queue (or one) from QueueStatus.
-        A queue without members is present with an empty list."""
-        fields = {"Queue": queue} if queue else {}
+    def queue_members(self, queue=None, member=None):
+        """{queue: [member event, ...]} of every queue (or one; or one
+        member's) from QueueStatus. A queue without members is present with
+        an empty list."""
+        fields = dict(([("Queue", queue)] if queue else []) + ([("Member", member)] if member else []))
         queues = {}
         for message in self.action("QueueStatus", **fields)[1:]:
             if message.get("Event") == "QueueParams":
@@ -99,9 +100,40 @@ class Ami:
             pass
 
 
-def ami_from_settings(settings):
+def ami_from_settings(settings, timeout=None):
     return Ami(settings.ami_host, settings.ami_port, settings.ami_username, settings.ami_secret,
-               timeout=max(2.0, settings.timeout))
+               timeout=timeout or max(2.0, settings.timeout))
+
+
+def paused_reason(members, queue, interface):
+    """PausedReason of `interface` in `queue` from queue_members()'s answer
+    (names in any case, as Asterisk compares them); None if not listed."""
+    for name, listed in members.items():
+        for member in listed:
+            if name.lower() == queue.lower() and member.get("Location", "").lower() == interface.lower():
+                return member.get("PausedReason", "")
+    return None
+
+
+class AmiPauseReasons:
+    """The AGI's source of pause reasons: one manager connection per call,
+    opened only when a paused member is met (rare), within `timeout`
+    seconds. Any failure gives None: the reason is unknown and the member
+    is not resumed (he may still leave)."""
+
+    def __init__(self, settings, timeout=2.0):
+        self.settings, self.timeout, self.ami = settings, timeout, None
+
+    def __call__(self, queue, interface):
+        try:
+            self.ami = self.ami or ami_from_settings(self.settings, self.timeout)
+            return paused_reason(self.ami.queue_members(queue, interface), queue, interface)
+        except (AmiError, OSError):
+            return None
+
+    def close(self):
+        if self.ami is not None:
+            self.ami.close()
 
 
 def member_in_call(member):
@@ -117,21 +149,26 @@ class AmiView:
     env_problem = None
 
     def __init__(self, ami):
-        self._queues = ami.queue_members()
+        # Keyed in lower case: Asterisk finds a queue by its name in any case.
+        listed = ami.queue_members()
+        self._names = list(listed)
+        self._queues = {queue.lower(): members for queue, members in listed.items()}
 
     def queue_exists(self, queue):
-        return queue in self._queues
+        return queue.lower() in self._queues
 
     def membership(self, queue, interfaces):
-        members = {member.get("Location", "").lower(): member for member in self._queues.get(queue, [])}
+        members = {member.get("Location", "").lower(): member for member in self._queues.get(queue.lower(), [])}
         interface = member_by(members, interfaces)
         if interface is None:
             return False
-        return Membership(interface, interface == interfaces[0] and members[interface.lower()].get("Paused") == "1")
+        member = members[interface.lower()]
+        paused = interface == interfaces[0] and member.get("Paused") == "1"
+        return Membership(interface, paused, member.get("PausedReason", "") if paused else None)
 
     def persisted_queues(self):
         """Every queue: AMI sees all members, persisted or not."""
-        return [queue for queue in self._queues if is_valid_queue_name(queue)]
+        return [queue for queue in self._names if is_valid_queue_name(queue)]
 
 
 # -- astdb through Asterisk's control socket (asterisk -rx) -------------------

@@ -22,6 +22,13 @@ FULL_VARIABLE_LIMIT = 4095
 PERSISTED_QUEUES = "${DB_KEYS(Queue/PersistentMembers)}"
 
 
+
+
+def toggle_lock_name(number):
+    """The dialplan unlocks the same name: qmt-toggle-${QUEUEUSER}."""
+    return "qmt-toggle-" + number
+
+
 # -- AGI ----------------------------------------------------------------------
 
 class _Sink:
@@ -104,12 +111,19 @@ def strict_agi(stdin, stdout):
     return StrictAGI(stdin=AgiInput(stdin), stdout=stdout, stderr=_Sink())
 
 
-class Channel:
-    """The few AGI requests the toggle needs, over pyst2."""
+def reason_unknown(_queue, _interface):
+    return None
 
-    def __init__(self, agi):
+
+class Channel:
+    """The few AGI requests the toggle needs, over pyst2. `pause_reason`
+    (queue, interface) gives a paused member's reason or None: no dialplan
+    function tells it, so the toggle asks the manager interface."""
+
+    def __init__(self, agi, pause_reason=reason_unknown):
         self.agi = agi
         self.env = agi.env
+        self.pause_reason = pause_reason
 
     @property
     def env_problem(self):
@@ -164,7 +178,15 @@ class Channel:
             return None if len(listed) >= FULL_VARIABLE_LIMIT else False
         paused = interface == interfaces[0] and \
             self.agi.get_variable("QUEUE_MEMBER(%s,paused,%s)" % (queue, interface)).strip() == "1"
-        return Membership(interface, paused)
+        return Membership(interface, paused, self.pause_reason(queue, interface) if paused else None)
+
+    def lock_toggle(self, number):
+        """Take the lock of this number's toggle (func_lock's LOCK(), held by
+        this channel until the dialplan's UNLOCK or the hangup; it waits up
+        to 3 s). Keyed on the normalised number, so +7..., 7..., 8... and the
+        national form of one number wait for each other. False: another
+        call from the number holds it."""
+        return self.agi.get_full_variable("${LOCK(%s)}" % toggle_lock_name(number)).strip() == "1"
 
     def persisted_queues(self):
         """Queues with persisted dynamic members (empty where

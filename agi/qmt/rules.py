@@ -18,11 +18,17 @@ INTERFACE = re.compile(r"[A-Za-z0-9_./@-]{1,128}\Z")
 NAME_EXTRA = frozenset(" ._-")
 MAX_NAME = 64
 MAX_PENALTY = 1_000_000
-# What an admin may type around a number: "8 (911) 222-33-44".
-TYPED_SEPARATORS = re.compile(r"[\s()\-.]")
-# Passwords in connection strings or driver messages (PWD=, Password=, any case).
-# A value in braces may hold ";" and "}}"; an unclosed brace hides the rest.
-PASSWORD_VALUE = re.compile(r"((?:pwd|password)\s*=\s*)(\{(?:[^}]|\}\})*\}(?=;|$)|\{.*|[^;]*)", re.IGNORECASE)
+# What an admin may type around a number: "8 (911) 222-33-44". Spaces
+# only: a newline or tab in a typed number is a mistake, not a separator.
+TYPED_SEPARATORS = re.compile(r"[ ()\-.]")
+# Passwords in connection strings or driver messages (PWD=, Password=,
+# PASSWD=, any case). A value in braces may hold ";" and "}}"; an unclosed
+# brace hides the rest.
+PASSWORD_VALUE = re.compile(r"((?:pwd|passwd|password)\s*=\s*)(\{(?:[^}]|\}\})*\}(?=;|$)|\{.*|[^;]*)",
+                            re.IGNORECASE)
+# Pauses the ring path makes (missed calls; a break the agent takes): only
+# these are undone by a call to the toggle code. A supervisor's pause stays.
+RESUMABLE_PAUSES = ("qmt-missed", "qmt-break")
 
 # Why a row does or does not let its number in now.
 ACTIVE, DISABLED, EXPIRED, NOT_YET_VALID, BAD_ROW = "active", "disabled", "expired", "not_yet_valid", "bad_row"
@@ -60,6 +66,12 @@ def typed_number(text, country_code="7", trunk_prefix="8", national_length=10):
 
 def is_valid_queue_name(name):
     return isinstance(name, str) and bool(QUEUE_NAME.match(name))
+
+
+def same_queue(one, other):
+    """Queue names compared as Asterisk compares them: app_queue finds a
+    queue by its name in any case, so the row 'Support' is queue 'support'."""
+    return one.lower() == other.lower()
 
 
 def safe_member_name(name, fallback):
@@ -258,17 +270,24 @@ def leaving(number, queues):
 
 
 class Membership:
-    """A number's membership of one queue: by which interface, and whether
-    that member is paused (only the ring path's members are ever resumed)."""
+    """A number's membership of one queue: by which interface, whether that
+    member is paused, and why (`reason`: Asterisk's PausedReason, None when
+    it could not be read). Only the ring path's members are ever resumed,
+    and only from a pause the ring path made."""
 
-    __slots__ = ("interface", "paused")
+    __slots__ = ("interface", "paused", "reason")
 
-    def __init__(self, interface, paused=False):
+    def __init__(self, interface, paused=False, reason=None):
         self.interface = interface
         self.paused = paused
+        self.reason = reason
+
+    @property
+    def resumable(self):
+        return self.paused and self.reason in RESUMABLE_PAUSES
 
     def __repr__(self):
-        return "Membership(%r, paused=%r)" % (self.interface, self.paused)
+        return "Membership(%r, paused=%r, reason=%r)" % (self.interface, self.paused, self.reason)
 
 
 def decide_one_queue(number, queue, queue_exists, membership, lookup):
@@ -286,29 +305,44 @@ def decide_one_queue(number, queue, queue_exists, membership, lookup):
     if failure is not None:
         return Decision(ERROR, failure.reason, detail=failure.detail)
     for grant in grants:
-        if grant.queue == queue and grant.active:
+        if same_queue(grant.queue, queue) and grant.active:
             return Decision(LOGGEDOUT, "permitted", [grant])
-        if grant.queue == queue and grant.problem:
+        if same_queue(grant.queue, queue) and grant.problem:
             return Decision(ERROR, "bad_row", detail="%s %s" % (queue, grant.problem))
     return Decision(DENIED, "not_permitted", detail=queue)
 
 
 def decide_for_member(number, memberships, lookup):
-    """A member calls: paused in a queue he is still permitted in, he is
-    resumed there (PAUSED, the state before); otherwise he leaves every
-    queue of `memberships` ({queue: Membership}). Resuming puts a number
-    back on duty, so it needs the table: unreadable, nothing changes."""
+    """A member calls: paused by the ring path in a queue he is still
+    permitted in, he is resumed there (PAUSED, the state before, with the
+    rows' PINs: resuming follows the login's PIN rule); otherwise he leaves
+    every queue of `memberships` ({queue: Membership}). Resuming puts a
+    number back on duty, so it needs the table; unreadable, he leaves, as a
+    member always may."""
     interfaces = {queue: member.interface for queue, member in memberships.items()}
-    paused = [queue for queue, member in memberships.items() if member.paused]
+    paused = [queue for queue, member in memberships.items() if member.resumable]
+    detail = ""
     if paused:
         grants, failure = lookup()
-        if failure is not None:
-            return Decision(ERROR, failure.reason, detail=failure.detail)
-        permitted = {grant.queue for grant in grants if grant.active}
-        resumable = [queue for queue in paused if queue in permitted]
-        if resumable:
-            return Decision(PAUSED, "paused", leaving(number, resumable), interfaces=interfaces)
-    return Decision(LOGGEDIN, "member", leaving(number, list(memberships)), interfaces=interfaces)
+        if failure is None:
+            resumable = resumable_grants(paused, grants)
+            if resumable:
+                return Decision(PAUSED, "paused", resumable, interfaces=interfaces)
+        else:
+            detail = "not resumed: allowlist unreadable (%s)" % failure.reason
+    return Decision(LOGGEDIN, "member", leaving(number, list(memberships)), detail=detail, interfaces=interfaces)
+
+
+def resumable_grants(paused_queues, grants):
+    """A grant per paused queue that a live row still permits, named as
+    Asterisk names the queue and carrying that row's PIN hash."""
+    resumable = []
+    for queue in paused_queues:
+        row = next((grant for grant in grants if grant.active and same_queue(grant.queue, queue)), None)
+        if row is not None:
+            resumable.append(Grant(queue, row.penalty, row.member_name, ACTIVE, pin_hash=row.pin_hash,
+                                   confirm=row.confirm))
+    return resumable
 
 
 def member_by(listed, interfaces):
@@ -322,11 +356,10 @@ def candidate_queues(grants, known_queues):
     """Queues the all-queues toggle looks at: every row of this number, live
     or not, plus the queues known without the table (the managed list and
     those with persisted members), so that a revoked member can still leave."""
-    seen = []
+    seen = {}
     for queue in [grant.queue for grant in grants or ()] + list(known_queues):
-        if queue not in seen:
-            seen.append(queue)
-    return seen
+        seen.setdefault(queue.lower(), queue)
+    return list(seen.values())
 
 
 def decide_all_queues(number, grants, lookup_failure, existing, memberships, unsure=()):
@@ -343,8 +376,9 @@ def decide_all_queues(number, grants, lookup_failure, existing, memberships, uns
     if lookup_failure is not None:
         return Decision(ERROR, lookup_failure.reason, detail=lookup_failure.detail)
     live = [grant for grant in grants if grant.active]
-    joinable = [grant for grant in live if grant.queue in existing]
-    missing = [grant.queue for grant in live if grant.queue not in existing]
+    existing = {queue.lower() for queue in existing}
+    joinable = [grant for grant in live if grant.queue.lower() in existing]
+    missing = [grant.queue for grant in live if grant.queue.lower() not in existing]
     broken = ["%s:%s" % (grant.queue, grant.problem) for grant in grants if grant.problem]
     notes = " ".join(([("missing_queues=" + ",".join(missing))] if missing else [])
                      + ([("bad_rows=" + ",".join(broken))] if broken else []))
@@ -369,17 +403,19 @@ def pin_needed(decision, lookup, required, for_logout):
     reason it is refused whatever is keyed, or None). `lookup()` gives the
     allowlist answer (grants, failure). With `required`, a stranger and a
     row without a PIN are asked too, and refused like a wrong PIN, so that
-    probing tells nothing. A logout asks only with `for_logout`, and only
-    while the table can be read: a member may always leave."""
-    if decision.state == LOGGEDOUT:
+    probing tells nothing. A resume puts a number back on duty: it asks as
+    a login does. A logout asks only with `for_logout`, and only while the
+    table can be read: a member may always leave."""
+    if decision.state in (LOGGEDOUT, PAUSED):
         hashes = hashes_to_check(decision.grants)
         if hashes or required:
             return True, hashes, None if hashes else "pin_not_set"
     elif decision.state == DENIED and decision.reason == "not_permitted" and required:
         return True, [], "not_permitted"
-    elif decision.state in (LOGGEDIN, PAUSED) and for_logout:
+    elif decision.state == LOGGEDIN and for_logout:
         grants, failure = lookup()
-        hashes = [] if failure else hashes_to_check([g for g in grants if g.queue in decision.queues])
+        hashes = [] if failure else hashes_to_check(
+            [g for g in grants if any(same_queue(g.queue, queue) for queue in decision.queues)])
         if hashes:
             return True, hashes, None
     return False, [], None
@@ -417,7 +453,7 @@ PERMITTED, REVOKED, NOT_IN_TABLE, UNREADABLE = "permitted", "revoked", "not_in_t
 def standing(grants, queue):
     """How the table stands on a member of `queue`: PERMITTED, REVOKED
     (disabled), EXPIRED (or not yet valid), NOT_IN_TABLE, or BAD_ROW."""
-    mine = [grant for grant in grants if grant.queue == queue]
+    mine = [grant for grant in grants if same_queue(grant.queue, queue)]
     if not mine:
         return NOT_IN_TABLE
     statuses = {grant.status for grant in mine}

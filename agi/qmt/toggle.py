@@ -46,10 +46,11 @@ import sys
 import time
 
 from .allowlist import AllowlistRead
+from .ami import AmiPauseReasons
 from .config import CONFIG_PATH, ConfigError, load_settings
 from .log import LOG_TAG, decision_line, write_log
 from .pbx import Channel, strict_agi
-from .pin import ASTDB_FAMILY, LockRecord, verify_pin
+from .pin import ASTDB_FAMILY, DECOY_HASH, LockRecord, verify_pin
 from .rules import (DENIED, ERROR, LOGGEDOUT, Decision, candidate_queues, confirms_answer, decide_all_queues,
                     decide_one_queue, is_valid_queue_name, normalise_number, pin_needed, printable)
 
@@ -83,9 +84,11 @@ def decide(asterisk, settings, number, queue, deadline, allowlist):
     return decide_all_queues(number, grants, failure, existing, memberships, unsure)
 
 
-def decide_for_caller(channel, settings, config_problem, now, deadline):
+def decide_for_caller(channel, settings, config_problem, now):
     """(number, Decision, AllowlistRead) for this call; number and the read
-    are None when the call is refused before any lookup."""
+    are None when the call is refused before any lookup. A checked number
+    takes its toggle's lock first (waiting up to 3 s): the database's time
+    bound starts after it."""
     if config_problem is not None:
         return None, Decision(ERROR, "config_error", detail=str(config_problem)), None
     if channel.env_problem:
@@ -98,12 +101,18 @@ def decide_for_caller(channel, settings, config_problem, now, deadline):
     if channel.dialplan_number != channel.caller_number:
         return None, Decision(DENIED, "bad_agi_env",
                               detail="agi_callerid is not the dialplan's caller number (agi_arg_2)"), None
+    if not channel.lock_toggle(number):
+        return number, Decision(ERROR, "toggle_busy", detail="another call from this number holds the toggle"), \
+            None
+    signal.alarm(int(settings.timeout) + 3)          # the lock's wait is not the database's
     allowlist = AllowlistRead(settings, number, now)
-    return number, decide(channel, settings, number, channel.queue_argument, deadline, allowlist), allowlist
+    return number, decide(channel, settings, number, channel.queue_argument, allowlist.deadline, allowlist), \
+        allowlist
 
 
-# Seconds a prompt of the PIN dialogue may take (agent-pass, agent-incorrect).
+# Seconds a prompt of the PIN dialogue may take (agent-pass, auth-incorrect).
 PROMPT_SECONDS = 8
+FIRST_PROMPT, RETRY_PROMPT = "agent-pass", "auth-incorrect"     # "password incorrect, please enter..."
 
 
 def pin_dialogue_seconds(settings):
@@ -113,49 +122,92 @@ def pin_dialogue_seconds(settings):
     return int(settings.timeout) + settings.pin_tries * per_try + 3
 
 
-def check_pin(channel, settings, number, decision, allowlist, deadline):
+class LockLedger:
+    """The number's lockout record in astdb (qmt-pin/<number>), re-read
+    before every use so that a lock set meanwhile stands. A stranger (no
+    record is ever kept for him) gets the same astdb requests, reads
+    instead of writes, so that the time after '#' tells nothing."""
+
+    def __init__(self, channel, number, settings, counted):
+        self.channel, self.number, self.settings, self.counted = channel, number, settings, counted
+
+    def read(self):
+        stored = self.channel.astdb_get(ASTDB_FAMILY, self.number)
+        return LockRecord.parse(stored) if self.counted else LockRecord()
+
+    def write(self, record):
+        if self.counted:
+            self.channel.astdb_put(ASTDB_FAMILY, self.number, record.text())
+        else:
+            self.channel.astdb_get(ASTDB_FAMILY, self.number)     # the same round trip, nothing kept
+
+    def count_failure(self, now):
+        """One more wrong PIN, unless the number is already locked."""
+        record = self.read()
+        if not record.locked(now):
+            s = self.settings
+            record = record.after_failure(now, s.lockout_failures, s.lockout_window, s.lockout_time)
+        self.write(record)
+        return record
+
+
+def pin_matches(keyed, hashes):
+    """Every hash must accept the PIN. With no hash (a stranger) a decoy of
+    the same cost is checked, and fails."""
+    return all([verify_pin(keyed, stored) for stored in hashes or [DECOY_HASH]]) and bool(hashes)
+
+
+def check_pin(channel, settings, number, decision, allowlist):
     """The PIN step: the decision itself when no PIN is needed or the right
-    one was keyed; else DENIED (wrong_pin, locked_out, pin_not_set or the
-    refusal it had). Wrong PINs of a listed number count toward its lockout
-    in astdb; a locked number is asked all the same and refused."""
-    ask, hashes, refusal = pin_needed(decision, lambda: allowlist.lookup(deadline),
+    one was keyed; else DENIED (wrong_pin, locked_out, pin_not_set,
+    no_pin_keyed or the refusal it had). Wrong PINs of a listed number
+    count toward its lockout in astdb; silence does not. A locked number is
+    asked all the same and refused."""
+    ask, hashes, refusal = pin_needed(decision, allowlist.lookup if allowlist else None,
                                       settings.pin_required, settings.pin_for_logout)
     if not ask:
         return decision
     signal.alarm(pin_dialogue_seconds(settings))
-    counted = refusal is None                     # no astdb records for strangers
-    now = int(time.time())
-    record = LockRecord.parse(channel.astdb_get(ASTDB_FAMILY, number)) if counted else LockRecord()
-    locked_before = record.locked(now)
+    ledger = LockLedger(channel, number, settings, counted=refusal is None)
+    locked_before = ledger.read().locked(int(time.time()))
+    prompt, record, keyed_any = FIRST_PROMPT, LockRecord(), False
     for _ in range(settings.pin_tries):
-        keyed = channel.keyed_digits("agent-pass", 1000 * settings.pin_digit_timeout, settings.pin_max_digits)
-        if counted and not record.locked(now) and keyed and all(verify_pin(keyed, h) for h in hashes):
+        keyed = channel.keyed_digits(prompt, 1000 * settings.pin_digit_timeout, settings.pin_max_digits)
+        if not keyed:
+            prompt = FIRST_PROMPT                    # silence: asked again, never counted
+            continue
+        keyed_any, right, now = True, pin_matches(keyed, hashes), int(time.time())
+        record = ledger.read()
+        if right and not record.locked(now):
             if record.failures:
-                channel.astdb_put(ASTDB_FAMILY, number, LockRecord().text())
+                ledger.write(LockRecord())
             return Decision(decision.state, decision.reason, decision.grants,
-                            detail=" ".join(filter(None, [decision.detail, "pin=ok"])))
-        if counted and not record.locked(now):
-            record = record.after_failure(now, settings.lockout_failures, settings.lockout_window,
-                                          settings.lockout_time)
-            channel.astdb_put(ASTDB_FAMILY, number, record.text())
-        channel.play("agent-incorrect")
-    if record.locked(now):
-        reason = "locked_out"
-        detail = "locked before this call" if locked_before else "locked by this call"
-    else:
-        reason, detail = refusal or "wrong_pin", "%d tries" % settings.pin_tries
-    return Decision(DENIED, reason, detail=detail)
+                            detail=" ".join(filter(None, [decision.detail, "pin=ok"])),
+                            interfaces=decision.interfaces)
+        record = ledger.count_failure(now)
+        prompt = RETRY_PROMPT
+    return pin_refusal(settings, refusal, record, locked_before, keyed_any)
 
 
-def run(agi, settings, config_problem=None, now=None, deadline=None):
+def pin_refusal(settings, refusal, record, locked_before, keyed_any):
+    if record.locked(int(time.time())):
+        return Decision(DENIED, "locked_out", detail="locked before this call" if locked_before else
+                        "locked by this call")
+    if refusal:
+        return Decision(DENIED, refusal, detail="%d tries" % settings.pin_tries)
+    if not keyed_any:
+        return Decision(DENIED, "no_pin_keyed", detail="silence in %d tries: not counted" % settings.pin_tries)
+    return Decision(DENIED, "wrong_pin", detail="%d tries" % settings.pin_tries)
+
+
+def run(agi, settings, config_problem=None, now=None):
     """One call: decide, answer the dialplan, log one line. Returns the
     Decision, or None when nothing was answered (the channel went away, or
     Asterisk's replies could not be trusted)."""
     from asterisk.agi import AGIException
-    channel = Channel(agi)
+    reasons = AmiPauseReasons(settings) if settings else None
+    channel = Channel(agi, reasons) if reasons else Channel(agi)
     now = now or utc_now()
-    if deadline is None:
-        deadline = time.monotonic() + (settings.timeout if settings else 0)
     number, decision = None, None
     try:
         if not channel.in_step():
@@ -164,21 +216,25 @@ def run(agi, settings, config_problem=None, now=None, deadline=None):
             silent = Decision(ERROR, "agi_out_of_sync", detail=channel.env_problem or "")
             write_log(settings, decision_line(None, channel, silent), True)
             return None
-        number, decision, allowlist = decide_for_caller(channel, settings, config_problem, now, deadline)
+        number, decision, allowlist = decide_for_caller(channel, settings, config_problem, now)
         if number is not None:
-            decision = check_pin(channel, settings, number, decision, allowlist, deadline)
+            decision = check_pin(channel, settings, number, decision, allowlist)
         # Only a login carries the ring path's settings (answer_variables).
         ring = settings.ring_variables(confirms_answer(decision.grants, settings.confirm)) \
             if decision.state == LOGGEDOUT else ()
         channel.publish(number, decision, settings.interface_for(number) if number else "", ring)
     except (AGIException, ValueError, EOFError, OSError) as exc:
         # SIGHUP, EOF, 510/511/520, a broken pipe: the dialplan will not read
-        # an answer, and its preset QUEUESTAT=ERROR stands. Nothing changed.
-        intended = decision or Decision(ERROR, "lookup_interrupted")
-        gone = Decision(intended.state, "channel_gone", intended.grants,
-                        detail="%s before %s" % (type(exc).__name__, intended.reason))
+        # an answer, and its preset QUEUESTAT=ERROR stands. Nothing changed,
+        # and the line says so (not the action that was intended).
+        intended = decision.action if decision else "decision"
+        gone = Decision(ERROR, "channel_gone", detail="%s before the %s: nothing changed" % (
+            type(exc).__name__, intended if intended != "none" else "answer"))
         write_log(settings, decision_line(number, channel, gone), True)
         return None
+    finally:
+        if reasons:
+            reasons.close()
     line = decision_line(number, channel, decision)
     write_log(settings, line, decision.state in (DENIED, ERROR))
     try:
