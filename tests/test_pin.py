@@ -1,5 +1,5 @@
 """PINs and lockout (issue 9): the hash and lockout rules, then the real
-script's PIN dialogue against the fake Asterisk (GET DATA, STREAM FILE,
+script's PIN dialogue against the fake Asterisk (GET DATA,
 DATABASE GET/PUT) with a real SQLite3 ODBC allowlist."""
 
 import pytest

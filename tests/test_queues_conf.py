@@ -69,3 +69,14 @@ def test_doctor_names_each_queue_that_rings_shorter_than_the_ring_path_needs(tmp
     assert ok is False and "8011 (15 s), 9999 (15 s)" in detail and "8008" not in detail
     ok, detail = queues_ring_long_enough(settings(ring_seconds="25"), ["8008", "8010"], path)
     assert ok is False and "ring path's 40 s" in detail and "8008 (36 s)" in detail and "8010" not in detail
+
+
+def test_a_fifo_where_queues_conf_belongs_is_unreadable_at_once(tmp_path):
+    """A FIFO the asterisk user planted must not stall qmt doctor (and so
+    install.sh --check): it reads as a file that cannot be read."""
+    import os
+    fifo = tmp_path / "queues.conf"
+    os.mkfifo(fifo)
+    assert queue_timeouts(str(fifo)) is None
+    (tmp_path / "main.conf").write_text("#include queues.conf\n[8008]\ntimeout = 40\n")
+    assert queue_timeouts(str(tmp_path / "main.conf")) == {"8008": 40}

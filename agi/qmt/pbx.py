@@ -202,9 +202,6 @@ class Channel:
         digits = self.agi.execute("GET DATA", prompt, timeout_ms, max_digits)["result"][0]
         return digits if digits.isascii() and digits.isdigit() and len(digits) <= max_digits else ""
 
-    def play(self, prompt):
-        self.agi.execute("STREAM FILE", prompt, '""')
-
     def astdb_get(self, family, key):
         """The value, or '' when there is none."""
         result, value = self.agi.execute("DATABASE GET", family, key)["result"]

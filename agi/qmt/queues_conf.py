@@ -9,6 +9,7 @@ templates ([name](!) and [queue](name)).
 
 import os
 import re
+import stat
 
 QUEUES_CONF = "/etc/asterisk/queues.conf"
 DEFAULT_TIMEOUT = 15          # app_queue's, for a queue that sets none
@@ -25,14 +26,27 @@ class Section:
         self.template, self.parents, self.values = template, parents, {}
 
 
+def read_regular_file(path):
+    """A regular file's text; OSError for anything else. Opened without
+    blocking: a FIFO planted where a config belongs must not stall `qmt
+    doctor` (nor install.sh --check, which runs it)."""
+    handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            raise OSError("not a regular file: %s" % path)
+        with os.fdopen(handle, "rb", closefd=False) as stream:
+            return stream.read().decode("utf-8", "replace")
+    finally:
+        os.close(handle)
+
+
 def read_sections(path, sections=None, depth=0):
     """{name: Section} of a config file and its #includes (relative to its
     folder); an include that cannot be read is skipped, as #tryinclude is."""
     sections = {} if sections is None else sections
     current = None
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            lines = handle.read().splitlines()
+        lines = read_regular_file(path).splitlines()
     except OSError:
         return sections
     for raw in lines:
@@ -74,7 +88,7 @@ def _value(sections, name, key, seen=()):
 def queue_timeouts(path=QUEUES_CONF):
     """{queue: ring timeout in seconds, 0 for none} of every queue the
     files define; None when queues.conf itself cannot be read."""
-    if not os.access(path, os.R_OK):
+    if not os.access(path, os.R_OK) or not os.path.isfile(path):
         return None
     sections = read_sections(path)
     timeouts = {}
