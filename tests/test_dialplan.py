@@ -144,3 +144,61 @@ def test_digits_keyed_right_after_answer_are_not_thrown_away(dialplan):
     toggle = lines[next(i for i, line in enumerate(lines) if line == "[qmt-toggle]"):]
     agi = next(i for i, line in enumerate(toggle) if "AGI(queue_mobile_toggle.py" in line)
     assert not any("Wait(" in line for line in toggle[:agi])
+
+
+def test_the_mobile_leg_is_born_refusing(dialplan):
+    """app_dial connects a leg whose U() subroutine never ran a line (the
+    leg was gone first) unless the leg's GOSUB_RESULT already refuses:
+    Dial's b() sets it before the leg is even dialed."""
+    ring = context_lines(dialplan, "qmt-ring")
+    dial = next(line for line in ring if "Dial(" in line)
+    assert "b(qmt-ring-leg^s^1)U(qmt-confirm^" in dial
+    assert context_lines(dialplan, "qmt-ring-leg")[0] == "exten => s,1,Set(GOSUB_RESULT=CONGESTION)"
+
+
+def test_freepbx_keeps_our_caller_id_and_never_adds_its_own_confirmation(dialplan):
+    """FreePBX's routes replace the caller ID unless KEEPCID=TRUE, and add
+    macro-confirm when FORCE_CONFIRM (queue option Call Confirm) is set."""
+    ring = context_lines(dialplan, "qmt-ring")
+    dial = next(i for i, line in enumerate(ring) if "Dial(" in line)
+    assert ring.index("same => n,Gosub(qmt-ring-callerid,s,1())") < dial
+    assert ring.index("same => n,Set(__FORCE_CONFIRM=)") < dial
+    callerid = context_lines(dialplan, "qmt-ring-callerid")
+    assert "same => n,Set(_KEEPCID=TRUE)" in callerid and "same => n,Set(_REALCALLERIDNUM=${QMT_SHOWN})" in callerid
+    # a withheld number is never unmasked; the caller's own text never sits raw in $[]
+    assert "same => n(withheld),Set(_KEEPCID=)" in callerid
+    assert not any('"${CALLERID(num)}"' in line for line in callerid)
+
+
+def test_a_ring_fault_is_logged_and_never_counted_as_a_miss(dialplan):
+    missed = context_lines(dialplan, "qmt-ring-missed")
+    fault = next(i for i, line in enumerate(missed) if line.startswith("same => n(fault),"))
+    end = next(i for i in range(fault, len(missed)) if missed[i] == "same => n,Return()")
+    assert not any("/missed)=" in line for line in missed[fault:end])
+    assert any("QMTRINGFAULT" in line for line in missed[fault:end])
+    # the agent's outcomes go to the count: a confirmation that ran, busy, no answer, a mobile that rang
+    assert 'same => n,GotoIf($["${GOSUB_RETVAL}" != "" | "${DIALSTATUS}" = "BUSY" | "${DIALSTATUS}" = "NOANSWER" ' \
+        '| "${RINGTIME}" != ""]?miss)' in missed
+
+
+def test_one_customer_call_counts_one_miss_per_mobile(dialplan):
+    missed = context_lines(dialplan, "qmt-ring-missed")
+    assert 'same => n,GotoIf($["${DB(${QMT_DB}/missed_call)}" = "${CHANNEL(linkedid)}"]?again)' in missed
+    again = next(i for i, line in enumerate(missed) if line.startswith("same => n(again),"))
+    assert missed[again + 1] == "same => n,Return()"
+
+
+def test_the_prompt_of_a_ring_the_queue_gave_up_is_stopped_by_a_watcher(dialplan):
+    """The confirmation's thread plays the prompt and watches only the
+    mobile's leg; the watcher hangs the leg up once the queue's side is
+    gone, and never after the confirmation ended (QMT_CONFIRMING=0)."""
+    confirm = context_lines(dialplan, "qmt-confirm")
+    start = next(i for i, line in enumerate(confirm) if "Originate(Local/w@qmt-confirm-watch/n" in line)
+    read = next(i for i, line in enumerate(confirm) if "Read(QMT_KEY,${QMT_PROMPT}" in line)
+    assert confirm[start - 1] == "same => n,Set(QMT_CONFIRMING=1)" and start < read
+    accept = next(i for i, line in enumerate(confirm) if line.startswith("same => n(accept),"))
+    assert confirm[accept] == "same => n(accept),Set(QMT_CONFIRMING=0)"
+    watch = context_lines(dialplan, "qmt-confirm-watch")
+    assert any('"${IMPORT(${QMT_WATCH_LEG},QMT_CONFIRMING)}" = "1"' in line for line in watch)
+    assert any("[!${CHANNEL_EXISTS(${QMT_WATCH_QUEUE})} & ${CHANNEL_EXISTS(${QMT_WATCH_LEG})}]?SoftHangup(" in line
+               for line in watch)

@@ -415,43 +415,60 @@ clearglobalvars = no
 
 ; stand-in for FreePBX's outbound routes: the ring path dials the mobiles
 ; here. What a mobile does is in CALLS_DIR/mobile-<number> (a test writes
-; it); without one it answers and stays silent for 3 s, like a mailbox.
+; it); without one it answers and stays silent for 3 s, like a mailbox. As a
+; real route does, it Dial()s the mobile (here a Local channel into
+; qmt-mobile-<mode>) and passes a failure on; "pbx-answers" is a route that
+; answers itself (FreePBX's "all circuits busy" after a carrier's 403) and
+; "no-trunk" (no such context) one whose trunk is unavailable.
 [outbound-allroutes]
 exten => _X!,1,Set(QMT_MOBILE=${{FILE({CALLS_DIR}/mobile-${{EXTEN}})}})
  same => n,Verbose(0,QMT_MOBILE_RUNG number=${{EXTEN}} mode=${{QMT_MOBILE}} cid=${{CALLERID(num)}} END)
- same => n,GotoIf($["${{QMT_MOBILE}}" = ""]?mailbox)
- same => n,Goto(qmt-mobile-${{QMT_MOBILE}},s,1)
- same => n(mailbox),Answer()
+ same => n,ExecIf($["${{QMT_MOBILE}}" = ""]?Set(QMT_MOBILE=mailbox))
+ same => n,GotoIf($["${{QMT_MOBILE}}" = "pbx-answers"]?pbx)
+ same => n,Dial(Local/${{EXTEN}}@qmt-mobile-${{QMT_MOBILE}}/n)
+ same => n,GotoIf($["${{DIALSTATUS}}" = "ANSWER"]?end)
+ same => n,ExecIf($["${{DIALSTATUS}}" = "BUSY"]?Busy(5))
+ same => n,Congestion(5)
+ same => n(pbx),Playback(all-circuits-busy-now&please-try-call-later)
+ same => n(end),Hangup()
+
+; the simulated mobiles: the keys go to the ring path's confirmation
+[qmt-mobile-mailbox]
+exten => _X!,1,Answer()
  same => n,Wait(3)
  same => n,Hangup()
 
-; the simulated mobiles: the keys go to the ring path's confirmation
 [qmt-mobile-accept]
-exten => s,1,Answer()
+exten => _X!,1,Answer()
  same => n,SendDTMF(wwww1)
  same => n,Verbose(0,QMT_MOBILE_PRESSED key=1 END)
  same => n,Wait(30)
  same => n,Hangup()
 
 [qmt-mobile-reject]
-exten => s,1,Answer()
+exten => _X!,1,Answer()
  same => n,SendDTMF(wwww2)
  same => n,Wait(30)
  same => n,Hangup()
 
 [qmt-mobile-silent]
-exten => s,1,Answer()
+exten => _X!,1,Answer()
  same => n,Wait(30)
  same => n,Hangup()
 
+; answers and is gone at once: the leg may end before the confirmation runs
+[qmt-mobile-answer-hangup]
+exten => _X!,1,Answer()
+ same => n,Hangup()
+
 [qmt-mobile-busy]
-exten => s,1,Busy(5)
+exten => _X!,1,Busy(5)
 
 [qmt-mobile-congestion]
-exten => s,1,Congestion(5)
+exten => _X!,1,Congestion(5)
 
 [qmt-mobile-noanswer]
-exten => s,1,Ringing()
+exten => _X!,1,Ringing()
  same => n,Wait(60)
  same => n,Hangup()
 
