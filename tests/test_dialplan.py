@@ -193,7 +193,7 @@ def test_the_prompt_of_a_ring_the_queue_gave_up_is_stopped_by_a_watcher(dialplan
     mobile's leg; the watcher hangs the leg up once the queue's side is
     gone, and never after the confirmation ended (QMT_CONFIRMING=0)."""
     confirm = context_lines(dialplan, "qmt-confirm")
-    start = next(i for i, line in enumerate(confirm) if "Originate(Local/w@qmt-confirm-watch/n" in line)
+    start = next(i for i, line in enumerate(confirm) if "TryExec(Originate(Local/w@qmt-confirm-watch/n" in line)
     read = next(i for i, line in enumerate(confirm) if "Read(QMT_KEY,${QMT_PROMPT}" in line)
     assert confirm[start - 1] == "same => n,Set(QMT_CONFIRMING=1)" and start < read
     accept = next(i for i, line in enumerate(confirm) if line.startswith("same => n(accept),"))
