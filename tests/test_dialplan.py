@@ -177,8 +177,12 @@ def test_a_ring_fault_is_logged_and_never_counted_as_a_miss(dialplan):
     assert not any("/missed)=" in line for line in missed[fault:end])
     assert any("QMTRINGFAULT" in line for line in missed[fault:end])
     # the agent's outcomes go to the count: a confirmation that ran, busy, no answer, a mobile that rang
-    assert 'same => n,GotoIf($["${GOSUB_RETVAL}" != "" | "${DIALSTATUS}" = "BUSY" | "${DIALSTATUS}" = "NOANSWER" ' \
+    assert 'same => n,GotoIf($["${GOSUB_RETVAL}" != "" | "${DIALSTATUS}" = "BUSY" | ${QMT_FULL_RING} ' \
         '| "${RINGTIME}" != ""]?miss)' in missed
+    # NOANSWER is the agent's only after the whole ring time (a FreePBX route that ends on a disabled trunk
+    # also gives NOANSWER, at once)
+    assert 'same => n,Set(QMT_FULL_RING=$["${DIALSTATUS}" = "NOANSWER" & ${QMT_DIAL_MS} >= 0${QMT_RING}000 - 1000])' \
+        in missed
 
 
 def test_one_customer_call_counts_one_miss_per_mobile(dialplan):

@@ -419,12 +419,15 @@ clearglobalvars = no
 ; real route does, it Dial()s the mobile (here a Local channel into
 ; qmt-mobile-<mode>) and passes a failure on; "pbx-answers" is a route that
 ; answers itself (FreePBX's "all circuits busy" after a carrier's 403) and
-; "no-trunk" (no such context) one whose trunk is unavailable.
+; "no-trunk" (no such context) one whose trunk is unavailable, and
+; "trunk-disabled" one that ends without dialing (FreePBX 17 on a disabled
+; or full trunk).
 [outbound-allroutes]
 exten => _X!,1,Set(QMT_MOBILE=${{FILE({CALLS_DIR}/mobile-${{EXTEN}})}})
  same => n,Verbose(0,QMT_MOBILE_RUNG number=${{EXTEN}} mode=${{QMT_MOBILE}} cid=${{CALLERID(num)}} END)
  same => n,ExecIf($["${{QMT_MOBILE}}" = ""]?Set(QMT_MOBILE=mailbox))
  same => n,GotoIf($["${{QMT_MOBILE}}" = "pbx-answers"]?pbx)
+ same => n,GotoIf($["${{QMT_MOBILE}}" = "trunk-disabled"]?end)
  same => n,Dial(Local/${{EXTEN}}@qmt-mobile-${{QMT_MOBILE}}/n)
  same => n,GotoIf($["${{DIALSTATUS}}" = "ANSWER"]?end)
  same => n,ExecIf($["${{DIALSTATUS}}" = "BUSY"]?Busy(5))

@@ -235,7 +235,7 @@ def test_one_customer_call_counts_one_miss_however_often_it_rings_the_mobile(rin
 
 
 @pytest.mark.parametrize("mode, cause", [("congestion", "CONGESTION"), ("no-trunk", "CONGESTION"),
-                                         ("pbx-answers", "PBXANSWER")])
+                                         ("trunk-disabled", "NOANSWER"), ("pbx-answers", "PBXANSWER")])
 def test_a_ring_that_fails_inside_the_pbx_is_logged_and_never_pauses(ring, mode, cause):
     """No route, a trunk down or full, a carrier's refusal: the ring ends
     before the mobile could ring or answer. Not the agent's miss."""
