@@ -6,12 +6,18 @@ replies; `510` for an unknown command; `511` for a command not permitted on
 a dead channel; a multi-line `520-...` / `520 End of proper usage.` for bad
 syntax; SIGHUP when the caller hangs up; EOF when Asterisk closes the pipe.
 It knows the dialplan functions the toggle reads (QUEUE_EXISTS,
-QUEUE_MEMBER_LIST, QUEUE_MEMBER(q,paused,iface), LOCK) from a dict of
-queues and a set of paused members, and records every variable set. The
-reason of a pause is told by tests/fake_ami.py, as by Asterisk's AMI.
+QUEUE_MEMBER_LIST, QUEUE_MEMBER(q,paused,iface), LOCK, and
+DIALPLAN_EXISTS(context,number,1) from a dict of routes and their patterns)
+from a dict of queues and a set of paused members, and records every
+variable set. The reason of a pause is told by tests/fake_ami.py, as by
+Asterisk's AMI. write_cli() puts a fake `asterisk` command on disk that
+answers `asterisk -rx` as the real one does for `dialplan show
+<number>@<context>` and `database show <family>`, from the same state.
 """
 
+import json
 import os
+import re
 import selectors
 import signal
 import subprocess
@@ -67,6 +73,24 @@ def reap(process, deadline):
         return None
 
 
+def extension_matches(pattern, exten):
+    """Asterisk's extension match for the forms a route uses: a plain
+    extension is itself; after '_', X is 0-9, Z 1-9, N 2-9, [...] a set or
+    range, '.' one or more characters, '!' zero or more."""
+    if not pattern.startswith("_"):
+        return pattern == exten
+    regex, at = "", 1
+    while at < len(pattern):
+        char = pattern[at]
+        if char == "[":
+            end = pattern.index("]", at)
+            regex, at = regex + "[%s]" % pattern[at + 1:end], end + 1
+            continue
+        regex += {"X": "[0-9]", "Z": "[1-9]", "N": "[2-9]", ".": ".+", "!": ".*"}.get(char.upper(), re.escape(char))
+        at += 1
+    return re.fullmatch(regex, exten) is not None
+
+
 class AgiRun:
     """What one run of the script did."""
 
@@ -94,6 +118,21 @@ class AgiRun:
         return [self.variables["QMT_QUEUE_%d" % i] for i in range(1, count + 1)]
 
 
+FAKE_CLI = """#!%(python)s
+import json, sys
+sys.path.insert(0, %(tests)r)
+from fake_asterisk import FakeAsterisk
+state = json.loads(%(state)r)
+if not state["running"] or sys.argv[1:2] != ["-rx"] or len(sys.argv) != 3:
+    print("Unable to connect to remote asterisk (does /var/run/asterisk/asterisk.ctl exist?)")
+    sys.exit(1)
+fake = FakeAsterisk()
+fake.routes = state["routes"]
+fake.astdb = {tuple(key): value for key, value in state["astdb"]}
+sys.stdout.write(fake.cli(sys.argv[2]))
+"""
+
+
 # res_agi reads GET VARIABLE functions into 1024 bytes, GET FULL VARIABLE
 # into VAR_BUF_SIZE (4096): longer values come back cut short.
 GET_VARIABLE_BUFFER, GET_FULL_VARIABLE_BUFFER = 1024, 4096
@@ -118,6 +157,12 @@ class FakeAsterisk:
         # What the caller keys in at each GET DATA, in turn: digits (ended
         # by # or the maximum), "" for silence (the timeout), None to hang up.
         self.keyed = []
+        # The dialplan's contexts a number is dialled through: {context:
+        # [pattern or extension, ...]}; a context not in it does not exist.
+        # None: every context dials every number (the tests that are not
+        # about routes). route_questions: each DIALPLAN_EXISTS asked.
+        self.routes = None
+        self.route_questions = []
 
     # -- dialplan functions and variables --------------------------------
     def read_variable(self, name):
@@ -139,11 +184,65 @@ class FakeAsterisk:
                     return "0"
                 self.locks_taken.append(arg)
                 return "1"
+            if func == "DIALPLAN_EXISTS":
+                # func_dialplan: 1 when context,exten,priority exists, else 0
+                # (a missing context too). Every route here has priority 1 only.
+                context, _, rest = arg.partition(",")
+                exten, _, priority = rest.partition(",")
+                self.route_questions.append((context, exten, priority))
+                return "1" if priority in ("", "1") and self.dialable(context, exten) else "0"
             if func == "DB_KEYS" and arg == "Queue/PersistentMembers":
                 return ",".join(q for q, members in self.queues.items()
                                 if members and self.persistent_members)
             return None
         return self.channel_vars.get(name)
+
+    def dialable(self, context, exten):
+        if self.routes is None:
+            return True
+        return any(extension_matches(pattern, exten) for pattern in self.routes.get(context, ()))
+
+    # -- the CLI socket: `asterisk -rx` ------------------------------------
+    def cli(self, command):
+        """What `asterisk -rx COMMAND` prints (pbx.c's dialplan show, main/db.c's database show)."""
+        words = command.split()
+        if words[:2] == ["dialplan", "show"] and len(words) == 3 and "@" not in words[2]:
+            if self.routes is not None and words[2] not in self.routes:
+                return "There is no existence of '%s' context\n" % words[2]
+            return "[ Context '%s' created by 'pbx_config' ]\n\n-= 0 extensions (0 priorities) in 1 context. =-\n" \
+                % words[2]
+        if words[:2] == ["dialplan", "show"] and len(words) == 3:
+            exten, context = words[2].split("@", 1)
+            if self.routes is not None and context not in self.routes:
+                return "There is no existence of '%s' context\n" % context
+            found = ["_X!"] if self.routes is None else \
+                [pattern for pattern in self.routes[context] if extension_matches(pattern, exten)]
+            if not found:
+                return "There is no existence of %s@%s extension\n" % (exten, context)
+            return "[ Context '%s' created by 'pbx_config' ]\n%s\n-= %d %s (%d %s) in 1 context. =-\n" % (
+                context, "".join("  '%s' =>          1. NoOp()                                [extensions.conf:1]\n"
+                                 % pattern for pattern in found),
+                len(found), "extension" if len(found) == 1 else "extensions",
+                len(found), "priority" if len(found) == 1 else "priorities")
+        if words[:2] == ["database", "show"] and len(words) == 3:
+            prefix = "/%s/" % words[2]
+            shown = sorted(("/%s/%s" % key, value) for key, value in self.astdb.items()
+                           if ("/%s/%s" % key).startswith(prefix))
+            return "".join("%-50s: %-25s\n" % pair for pair in shown) + "%d results found.\n" % len(shown)
+        return "No such command '%s' (type 'core show help %s' for other possible commands)\n" % (command, words[0])
+
+    def write_cli(self, folder, running=True):
+        """An executable `asterisk` in `folder` that answers `-rx` from this
+        fake's routes and astdb as they are now; with running=False it says
+        what asterisk -rx says when no Asterisk runs."""
+        state = json.dumps({"routes": self.routes, "astdb": [[list(key), value] for key, value in self.astdb.items()],
+                            "running": running})
+        path = os.path.join(str(folder), "asterisk")
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(FAKE_CLI % dict(python=sys.executable, tests=os.path.dirname(os.path.abspath(__file__)),
+                                         state=state))
+        os.chmod(path, 0o755)
+        return path
 
     # -- running a script -------------------------------------------------
     def run(self, callerid, arg=None, env=None, script=SCRIPT, hangup_after=None,

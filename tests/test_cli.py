@@ -182,3 +182,61 @@ def test_allow_sets_confirmation_per_number_and_an_update_keeps_it_unless_told(t
     assert confirm_column(toggle) == [None]
     assert toggle.call(N, "8008").get("QMT_RING_CONFIRM") == "1"
     assert qmt(toggle, "allow", N, "--queue", "8008", "--confirm", "maybe").returncode == 2
+
+
+# -- qmt status: the ring path's last fault (astdb qmt-ring/<number>/fault) ----
+
+def a_member(**fields):
+    member = {"queue": "8008", "number": N, "name": "Ivan", "standing": "permitted", "in_call": False,
+              "pin_locked": False, "paused": False, "paused_reason": "", "missed_calls": 0, "ring_path": True,
+              "interface": "Local/%s@qmt-ring/n" % N, "login_time": "", "last_ring_fault": None}
+    member.update(fields)
+    return member
+
+
+@pytest.mark.parametrize("stored, shown", [
+    ("1733400000|CHANUNAVAIL|21", "CHANUNAVAIL (cause 21)"),
+    ("1733400000|PBXANSWER|16", "PBXANSWER (cause 16)"),
+    ("1733400000|CONGESTION|", "CONGESTION"),
+])
+def test_a_members_status_line_shows_its_last_ring_fault(stored, shown):
+    from qmt.cli import last_ring_fault, member_line
+    line = member_line(a_member(last_ring_fault=last_ring_fault({"fault": stored, "missed": "1"})))
+    assert line == "queue 8008 %s (Ivan): permitted, last ring fault 2024-12-05 12:00:00Z: %s, not counted as a " \
+        "miss" % (N, shown)
+
+
+@pytest.mark.parametrize("stored", ["garbage", "1733400000|CHANUNAVAIL", "1733400000|CHANUNAVAIL|21|9", "x|BUSY|1",
+                                    "1733400000|busy|1", "0|BUSY|1", "99999999999|BUSY|1", "1733400000|BUSY|cause",
+                                    "\x1b[31m|BUSY|1", "1733400000|BUSY|1\n2", "١٧٣٣٤٠٠٠٠٠|BUSY|1"])
+def test_a_malformed_ring_fault_is_shown_as_unreadable_never_a_crash(stored):
+    from qmt.cli import last_ring_fault, member_line
+    fault = last_ring_fault({"fault": stored})
+    assert set(fault) == {"unreadable"} and all(" " <= c <= "~" for c in fault["unreadable"])
+    assert member_line(a_member(last_ring_fault=fault)).endswith(
+        ": permitted, last ring fault unreadable ('%s')" % fault["unreadable"])
+
+
+def test_no_ring_fault_record_adds_nothing_to_the_status_line():
+    from qmt.cli import last_ring_fault, member_line
+    assert last_ring_fault({"missed": "2"}) is None and last_ring_fault({"fault": ""}) is None
+    assert member_line(a_member(missed_calls=2)) == "queue 8008 %s (Ivan): permitted, missed 2 in a row" % N
+
+
+def test_status_reads_the_fault_from_astdb_beside_the_missed_calls(toggle, tmp_path):
+    from test_route import fake_cli, qmt as qmt_on_path
+    toggle.allowlist.add(N, "8008")
+    toggle.asterisk.queues["8008"].append("Local/%s@qmt-ring/n" % N)
+    toggle.asterisk.astdb.update({("qmt-ring/" + N, "missed"): "2", ("qmt-ring/" + N, "fault"): "1733400000|BUSY|17",
+                                  ("qmt-ring/79990001122", "fault"): "garbage"})
+    path = fake_cli(toggle, tmp_path)
+    result = qmt_on_path(toggle, "status", path=path)
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    assert result.stdout.rstrip("\n").endswith(
+        ": permitted, missed 2 in a row, last ring fault 2024-12-05 12:00:00Z: BUSY (cause 17), not counted as a miss")
+    member = json.loads(qmt_on_path(toggle, "--json", "status", path=path).stdout)["members"][0]
+    assert (member["missed_calls"], member["last_ring_fault"]) == \
+        (2, {"time": "2024-12-05 12:00:00Z", "status": "BUSY", "cause": "17"})
+    toggle.asterisk.astdb[("qmt-ring/" + N, "fault")] = "1733400000|BUSY"
+    result = qmt_on_path(toggle, "status", path=fake_cli(toggle, tmp_path))
+    assert result.returncode == 0 and "last ring fault unreadable ('1733400000|BUSY')" in result.stdout

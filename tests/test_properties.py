@@ -311,6 +311,7 @@ COMMANDS = [re.compile(pattern % dict(queue=QUEUE, number=NUMBER)) for pattern i
     r'EXEC MSet "(?P<pairs>[^"\\]*)"',
     r'VERBOSE "(?P<line>[^"\\]*)" 1',
     r'GET FULL VARIABLE "\$\{LOCK\(qmt-toggle-(?P<locked>%(number)s)\)\}"',
+    r'GET FULL VARIABLE "\$\{DIALPLAN_EXISTS\((?P<route>outbound-allroutes),(?P<dialled>%(number)s),1\)\}"',
     r'GET DATA (?:agent-pass|auth-incorrect) [1-9]\d{3,4} [1-9]\d?',
     r'DATABASE GET qmt-pin (?P<read>%(number)s)',
     r'DATABASE PUT qmt-pin (?P<number>%(number)s) \d{1,12},\d{1,12},\d{1,12}',
@@ -425,6 +426,8 @@ def check_commands(run, callerid):
             assert DECISION_LINE.fullmatch(slots["line"]), command
         if "locked" in slots or "read" in slots:  # the toggle's lock, a lockout record read: the caller's
             assert slots.get("locked", slots.get("read")) == number, command
+        if "dialled" in slots:  # the route asked about the caller's own number, the config's route
+            assert slots["dialled"] == number, command
         if "number" in slots:  # a lockout record written: only for a number whose row has a PIN
             assert slots["number"] == number == P, command
         if "interface" in slots:

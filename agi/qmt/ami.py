@@ -3,6 +3,7 @@ answers the toggle's questions from AMI, read-only, so that `qmt check`
 runs the very same decision as a call.
 """
 
+import re
 import socket
 
 from .rules import Membership, is_valid_queue_name, member_by
@@ -198,6 +199,31 @@ def astdb_family(family):
         if sep and key.strip().startswith(prefix):
             values[key.strip()[len(prefix):]] = value.strip()
     return values
+
+
+# `dialplan show <number>@<context>`: found, or either of pbx.c's "There is
+# no existence of ..." (no such extension, no such context).
+DIALPLAN_FOUND = re.compile(r"^-= \d+ extensions? \(", re.MULTILINE)
+DIALPLAN_NOT_FOUND = re.compile(r"^There is no existence of ", re.MULTILINE)
+CONTEXT_OR_NUMBER = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
+
+
+def route_dials(route, number):
+    """Whether the dialplan context `route` can dial `number`: Asterisk's
+    own pattern match, `include =>` lines followed, as a Dial() of
+    Local/<number>@<route> finds it. The CLI, not AMI's ShowDialPlan (the
+    same search): that action needs the manager's config or reporting
+    right, and qmt's account has only agent. False for a context that is
+    not loaded. AmiError when Asterisk cannot be asked or its answer is not
+    understood."""
+    if not (CONTEXT_OR_NUMBER.match(route) and CONTEXT_OR_NUMBER.match(number)):
+        raise ValueError("not a context and a number: %r, %r" % (route, number))
+    text = asterisk_cli("dialplan show %s@%s" % (number, route))
+    if DIALPLAN_FOUND.search(text):
+        return True
+    if DIALPLAN_NOT_FOUND.search(text):
+        return False
+    raise AmiError("Asterisk's answer to 'dialplan show %s@%s' was not understood" % (number, route))
 
 
 def astdb_delete(family, key):

@@ -24,12 +24,13 @@ from . import allowlist as db
 from .config import CONFIG_PATH, ConfigError, load_settings
 from .log import LOG_TAG, write_log
 from .ami import (AmiError, AmiView, ami_from_settings, asterisk_cli, astdb_delete, astdb_family,
-                  member_in_call)
+                  member_in_call, route_dials)
 from .pin import ASTDB_FAMILY, LockRecord, hash_pin, is_pin
 from .privileges import PrivilegeError, leave_root
 from .queues_conf import DEFAULT_TIMEOUT, QUEUES_CONF, queue_timeouts
-from .rules import (MAX_PENALTY, UNREADABLE, is_valid_queue_name, printable, standing,
-                    sweep_verdict, typed_number, without_passwords)
+from .rules import (ACTIVE, MAX_PENALTY, NOT_YET_VALID, UNREADABLE, after_route_check, is_valid_queue_name,
+                    normalise_number, printable, ring_fault, standing, sweep_verdict, typed_number,
+                    without_passwords)
 from .toggle import decide, utc_now
 
 OK, PROBLEM, USAGE, UNREACHABLE = 0, 1, 2, 3
@@ -58,8 +59,11 @@ def cmd_check(args, settings):
         decision = decide(AmiView(ami), settings, number, queue or "", time.monotonic() + settings.timeout, read)
     grants, failure = read.lookup(time.monotonic())
     lock = lock_of(number)
+    route = route_of(settings, number)
+    if route["dials"] is not None:               # as the call would: no route, no login or resume
+        decision = after_route_check(decision, "1" if route["dials"] else "0", settings.route, number)
     report = {
-        "pin_lockout": lock,
+        "pin_lockout": lock, "route": route,
         "number": number, "interface": settings.interface_for(number),
         "rows": [grant_dict(grant) for grant in grants or []],
         "allowlist_error": failure.reason if failure else None,
@@ -70,6 +74,7 @@ def cmd_check(args, settings):
     lines += ["row:       %s" % describe_grant(row) for row in report["rows"]] or \
         ["rows:      none" + (" (allowlist unreadable: %s)" % failure.reason if failure else "")]
     lines.append("pin:       %s" % describe_lock(lock))
+    lines.append("route:     %s" % describe_route(route, number))
     lines.append("decision:  %s, action %s%s (reason=%s)" % (
         decision.state, decision.action, " " + ",".join(decision.queues) if decision.queues else "",
         decision.reason) + (" %s" % report["decision"]["detail"] if decision.detail else ""))
@@ -187,6 +192,10 @@ def cmd_doctor(args, settings):
         checks.append(("ami", False, "%s (is the manager enabled in manager.conf? install.sh --enable-ami)"
                        % problem))
     checks.append(("ring",) + ring_path_loaded(settings))
+    table_read = any(check == "database" and ok for check, ok, _ in checks)
+    permitted = permitted_grants(settings, rows)
+    checks.append(("route",) + route_dials_permitted(settings, permitted, table_read))
+    checks.append(("confirm",) + confirmation_off(settings, permitted, table_read))
     checks.append(("queues",) + queues_ring_long_enough(settings, mobile_queues(settings, rows, queues)))
     timer = sweep_timer()
     checks.append(("sweep", bool(timer), timer or "no sweep timer or cron file: run install.sh"))
@@ -208,6 +217,80 @@ def ring_path_loaded(settings):
         return False, "not in the running dialplan: %s (is extensions_queue_mobile_toggle.conf included, " \
             "and [member] route your outbound route context?)" % ", ".join(missing)
     return True, "contexts qmt-ring, qmt-confirm and the route %s are loaded" % settings.route
+
+
+def permitted_grants(settings, rows):
+    """{number: its rows that permit now or later} of the table's rows, the
+    numbers normalised as a call's: the numbers a login may ring."""
+    permitted = {}
+    for raw, grants in db.grants_by_number(rows, utc_now()).items():
+        number = normalise_number(str(raw).strip(), **settings.number_rules)
+        live = [grant for grant in grants if grant.status in (ACTIVE, NOT_YET_VALID)]
+        if number and live:
+            permitted.setdefault(number, []).extend(live)
+    return permitted
+
+
+def route_of(settings, number):
+    """`qmt check`'s route: {"route", "dials": True, False or None when
+    Asterisk cannot be asked, "error"}."""
+    try:
+        return {"route": settings.route, "dials": route_dials(settings.route, number), "error": None}
+    except AmiError as error:
+        return {"route": settings.route, "dials": None, "error": str(error)}
+
+
+def describe_route(route, number):
+    if route["dials"] is None:
+        return "not checked: %s" % route["error"]
+    if route["dials"]:
+        return "%s can dial %s" % (route["route"], number)
+    return "%s CANNOT dial %s: a login or resume is refused (no_route)" % (route["route"], number)
+
+
+def route_dials_permitted(settings, permitted, table_read):
+    """(ok, detail): the route ([member] route) can dial every permitted
+    number, or the logins of those it cannot are refused (no_route) and a
+    queue could never ring them. None (a warning) when the numbers or
+    Asterisk cannot be read."""
+    if not table_read:
+        return None, "allowlist unreadable: the permitted numbers not checked against the route %s" % settings.route
+    numbers = sorted(permitted)
+    try:
+        # One CLI question per number: a few ms each (seen on Asterisk 22).
+        dials = [route_dials(settings.route, number) for number in numbers]
+    except AmiError as error:
+        return None, "the permitted numbers not checked against the route %s: %s" % (settings.route, error)
+    cannot = [number for number, dialled in zip(numbers, dials) if not dialled]
+    if cannot:
+        return False, "the route %s cannot dial %s: their logins are refused (no_route); add a dial pattern " \
+            "that matches them (FreePBX: an outbound route) or set [member] route" % (settings.route, listing(cannot))
+    return True, "the route %s can dial all %d permitted number(s)" % (settings.route, len(numbers))
+
+
+CONFIRM_RISK = "without confirmation, anything that answers inside the PBX or at the carrier (a route's password " \
+    "prompt, an \"all circuits busy\" message, a voicemail) is connected to the customer as if the agent answered"
+
+
+def confirmation_off(settings, permitted, table_read):
+    """(ok, detail): whether any permitted number is rung without "press 1"
+    (confirm_answer = 0, or [member] confirm = no and no explicit 1); a
+    warning, never a failure: it may be the admin's choice."""
+    if settings.confirm:
+        if not table_read:
+            return None, "allowlist unreadable: confirm_answer not checked"
+        off = sorted(number for number, grants in permitted.items() if any(g.confirm is False for g in grants))
+        if not off:
+            return True, "every permitted number accepts a queue call with 1"
+        return None, "off (confirm_answer = 0) for %s: %s" % (listing(off), CONFIRM_RISK)
+    off = sorted(number for number, grants in permitted.items() if not all(g.confirm is True for g in grants))
+    return None, "off for every number without confirm_answer = 1 ([member] confirm = no)%s: %s" % (
+        ", here %s" % listing(off) if off else "", CONFIRM_RISK)
+
+
+def listing(numbers, most=20):
+    """Numbers for one line: the first `most`, then how many more."""
+    return ", ".join(numbers[:most]) + (" and %d more" % (len(numbers) - most) if len(numbers) > most else "")
 
 
 # The ring path's prompts ("call from", a 4-digit queue number, "press 1...")
@@ -274,7 +357,7 @@ def mobile_members(settings, queue):
         table, table_error = db.grants_by_number(db.read_table(settings.connection, settings.timeout), now), None
     except db.DatabaseError as error:
         table, table_error = None, error.reason
-    locks, misses = pin_locks(), missed_calls()
+    locks, ring = pin_locks(), ring_records()
     members = []
     for queue_name, listed in sorted(queues.items()):
         for member in listed:
@@ -291,7 +374,8 @@ def mobile_members(settings, queue):
                 "verdict": sweep_verdict(judged, in_call),
                 "pin_locked": number in locks and locks[number].locked(int(time.time())),
                 "ring_path": member.get("Location", "").lower() == settings.interface_for(number).lower(),
-                "missed_calls": misses.get(number, 0),
+                "missed_calls": missed_calls(ring.get(number, {})),
+                "last_ring_fault": last_ring_fault(ring.get(number, {})),
             })
     return members, table_error
 
@@ -357,10 +441,40 @@ def pin_locks():
     return {number: LockRecord.parse(text) for number, text in astdb_or_nothing(ASTDB_FAMILY).items()}
 
 
-def missed_calls():
-    """{number: queue calls missed in a row} as the ring path counts them in astdb."""
-    return {key.split("/")[0]: int(value) for key, value in astdb_or_nothing("qmt-ring").items()
-            if key.endswith("/missed") and value.isdigit()}
+def ring_records():
+    """{number: {key: value}} of the ring path's astdb family
+    (qmt-ring/<number>/<key>: its settings, `missed`, `fault`)."""
+    records = {}
+    for path, value in astdb_or_nothing("qmt-ring").items():
+        number, _, key = path.partition("/")
+        records.setdefault(number, {})[key] = value
+    return records
+
+
+def missed_calls(record):
+    """Queue calls missed in a row, as the ring path counts them."""
+    value = record.get("missed", "")
+    return int(value) if value.isascii() and value.isdigit() else 0
+
+
+def last_ring_fault(record):
+    """The last ring that failed inside the PBX or at the carrier (not a
+    miss of the agent's): {"time", "status", "cause"}, {"unreadable": the
+    text} for a record the ring path does not write, or None."""
+    try:
+        fault = ring_fault(record.get("fault"))
+    except ValueError:
+        return {"unreadable": printable(record["fault"], 60)}
+    if fault is None:
+        return None
+    return {"time": epoch_text(fault[0]), "status": fault[1], "cause": fault[2]}
+
+
+def describe_fault(fault):
+    if "unreadable" in fault:
+        return "last ring fault unreadable ('%s')" % fault["unreadable"]
+    return "last ring fault %s: %s%s, not counted as a miss" % (
+        fault["time"], fault["status"], " (cause %s)" % fault["cause"] if fault["cause"] else "")
 
 
 def lock_of(number):
@@ -437,6 +551,7 @@ def member_line(m):
     flags = [m["standing"]] + (["in call"] if m["in_call"] else []) + (["PIN locked"] if m["pin_locked"] else []) + \
         (["paused" + (" (%s)" % m["paused_reason"] if m["paused_reason"] else "")] if m["paused"] else []) + \
         (["missed %d in a row" % m["missed_calls"]] if m["missed_calls"] else []) + \
+        ([describe_fault(m["last_ring_fault"])] if m["last_ring_fault"] else []) + \
         ([] if m["ring_path"] else ["old interface %s: rung without confirmation until it logs in again"
                                     % m["interface"]])
     since = " since %s" % m["login_time"] if m["login_time"] else ""
@@ -509,7 +624,8 @@ def parser():
     command("hash-pin", cmd_hash_pin, "print the pin_hash value of a PIN (read from the terminal, not argv)")
     sub = command("unlock", cmd_unlock, "forget NUMBER's wrong PINs, ending a lockout")
     sub.add_argument("number")
-    command("doctor", cmd_doctor, "check the installation (config, database, manager, sweep timer)")
+    command("doctor", cmd_doctor, "check the installation (config, database, manager, ring path, the route to "
+            "every permitted number, confirmation, queue timeouts, sweep timer)")
     return top
 
 

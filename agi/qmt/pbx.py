@@ -188,6 +188,15 @@ class Channel:
         call from the number holds it."""
         return self.agi.get_full_variable("${LOCK(%s)}" % toggle_lock_name(number)).strip() == "1"
 
+    def route_answer(self, route, number):
+        """Whether the context `route` can dial `number`, as Asterisk says:
+        DIALPLAN_EXISTS() matches patterns and follows `include =>` lines,
+        as the ring path's Dial(Local/<number>@<route>) will. "1" or "0";
+        anything else is no answer. Only checked text reaches the command
+        line: `route` comes from the validated config, `number` is the
+        normalised digits."""
+        return self.agi.get_full_variable("${DIALPLAN_EXISTS(%s,%s,1)}" % (route, number)).strip()
+
     def persisted_queues(self):
         """Queues with persisted dynamic members (empty where
         persistentmembers=no), names checked like any other."""

@@ -421,6 +421,34 @@ def pin_needed(decision, lookup, required, for_logout):
     return False, [], None
 
 
+# A login or resume that the outbound route cannot carry (issue 15): every
+# queue call to the number would fail inside the PBX. ROUTE_UNKNOWN: Asterisk
+# answered neither yes nor no, and a number is never put back to ringing on
+# a guess.
+NO_ROUTE, ROUTE_UNKNOWN = "no_route", "route_unknown"
+
+
+def rings_again(decision):
+    """A login or a resume: the decisions that put a number back to ringing
+    through the outbound route. A logout never asks the route: a member may
+    always leave."""
+    return decision.state in (LOGGEDOUT, PAUSED)
+
+
+def after_route_check(decision, dialable, route, number):
+    """The decision once Asterisk has said whether the context `route` can
+    dial `number`: `dialable` is DIALPLAN_EXISTS()'s text, "1" or "0";
+    anything else is no answer. A refusal's detail names the queues."""
+    if not rings_again(decision) or dialable == "1":
+        return decision
+    refused = "%s to %s refused, nothing changed" % (decision.action, ",".join(decision.queues))
+    if dialable == "0":
+        return Decision(ERROR, NO_ROUTE, detail="route %s cannot dial %s (see qmt doctor): %s" % (
+            route, number, refused))
+    return Decision(ERROR, ROUTE_UNKNOWN, detail="DIALPLAN_EXISTS(%s,%s,1) gave '%s', not 1 or 0: %s" % (
+        route, number, printable(dialable, 20), refused))
+
+
 def answer_variables(number, decision, interface, ring=()):
     """The (name, value) pairs the dialplan reads, in the order sent.
     `ring` holds the ring path's settings (QMT_RING_*), sent with a login
@@ -464,6 +492,23 @@ def standing(grants, queue):
     if DISABLED in statuses:
         return REVOKED
     return EXPIRED
+
+
+# The ring path's record of a member's last ring that failed inside the PBX
+# or at the carrier (astdb qmt-ring/<number>/fault): "<epoch>|<DIALSTATUS or
+# PBXANSWER>|<HANGUPCAUSE>" (the cause may be empty).
+RING_FAULT = re.compile(r"([1-9][0-9]{0,9})\|([A-Z_]{1,20})\|([0-9]{0,3})\Z")
+
+
+def ring_fault(text):
+    """The fault record as (epoch seconds, status, cause or ''); None when
+    there is none, ValueError when it is not one the ring path writes."""
+    if text is None or text == "":
+        return None
+    found = RING_FAULT.match(text.strip())
+    if not found:
+        raise ValueError("not a ring fault record")
+    return int(found.group(1)), found.group(2), found.group(3)
 
 
 def sweep_verdict(member_standing, in_call):

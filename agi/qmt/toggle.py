@@ -3,8 +3,9 @@
 Asterisk runs it as ``AGI(queue_mobile_toggle.py,<queue or empty>,<number>)``
 from the dialplan in extensions_queue_mobile_toggle.conf, where <number> is
 ``${FILTER(0-9+,${CALLERID(num)})}``. The script decides; the dialplan acts.
-It only reads: the caller number, queue membership (from Asterisk) and the
-allowlist table (through ODBC).
+It only reads: the caller number, queue membership (from Asterisk), the
+allowlist table (through ODBC) and, for a login or a resume, whether the
+outbound route can dial the number (DIALPLAN_EXISTS(<route>,<number>,1)).
 
 Asterisk writes the AGI start block without escaping newlines, so a caller
 who puts "\nagi_callerid: ..." into his name, the dialled number or a
@@ -33,7 +34,10 @@ set from validated characters only:
                          member logged in before the ring path has an older one)
     QMT_RING_*           with LOGGEDOUT only: the ring path's settings, which
                          the dialplan keeps in astdb (qmt-ring/<number>/...)
-    QMT_REASON           short token naming why (also in the log line)
+    QMT_REASON           short token naming why (also in the log line);
+                         with ERROR, no_route: a login or resume the route
+                         ([member] route) cannot dial, refused before any
+                         PIN prompt (route_unknown: Asterisk did not say)
 
 Any failure ends in QUEUESTAT=ERROR (or no answer at all, which the dialplan
 also treats as ERROR): never in a login.
@@ -51,8 +55,9 @@ from .config import CONFIG_PATH, ConfigError, load_settings
 from .log import LOG_TAG, decision_line, write_log
 from .pbx import Channel, strict_agi
 from .pin import ASTDB_FAMILY, DECOY_HASH, LockRecord, verify_pin
-from .rules import (DENIED, ERROR, LOGGEDOUT, Decision, candidate_queues, confirms_answer, decide_all_queues,
-                    decide_one_queue, is_valid_queue_name, normalise_number, pin_needed, printable)
+from .rules import (DENIED, ERROR, LOGGEDOUT, Decision, after_route_check, candidate_queues, confirms_answer,
+                    decide_all_queues, decide_one_queue, is_valid_queue_name, normalise_number, pin_needed, printable,
+                    rings_again)
 
 
 def utc_now():
@@ -108,6 +113,21 @@ def decide_for_caller(channel, settings, config_problem, now):
     allowlist = AllowlistRead(settings, number, now)
     return number, decide(channel, settings, number, channel.queue_argument, allowlist.deadline, allowlist), \
         allowlist
+
+
+def check_route(channel, settings, number, decision):
+    """A login or a resume puts the number back to ringing through the
+    outbound route ([member] route): refused (ERROR no_route) when the route
+    cannot dial it, for every queue call to it would fail inside the PBX,
+    and ERROR route_unknown when Asterisk's answer is neither 1 nor 0. A
+    logout never asks: a member may always leave."""
+    if rings_again(decision):
+        return after_route_check(decision, channel.route_answer(settings.route, number), settings.route, number)
+    if pin_needed(decision, None, settings.pin_required, False)[0]:
+        # A stranger asked for a PIN all the same (pin.required) asks too and
+        # ignores the answer: his requests are a member's, in number and order.
+        channel.route_answer(settings.route, number)
+    return decision
 
 
 # Seconds a prompt of the PIN dialogue may take (agent-pass, auth-incorrect).
@@ -218,6 +238,12 @@ def run(agi, settings, config_problem=None, now=None):
             return None
         number, decision, allowlist = decide_for_caller(channel, settings, config_problem, now)
         if number is not None:
+            # The route before the PIN, as every other refusal that needs no
+            # secret (no_such_queue, bad_row, the database's): a call that
+            # cannot succeed asks for no PIN, so the caller hears only the
+            # error prompt, keys no PIN for nothing, and no wrong PIN of his
+            # counts toward a lockout on a call that could not log him in.
+            decision = check_route(channel, settings, number, decision)
             decision = check_pin(channel, settings, number, decision, allowlist)
         # Only a login carries the ring path's settings (answer_variables).
         ring = settings.ring_variables(confirms_answer(decision.grants, settings.confirm)) \
