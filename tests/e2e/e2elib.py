@@ -887,6 +887,18 @@ class Asterisk:
             return []
 
 
+def wait_for(predicate, timeout=30, what="the condition"):
+    """predicate()'s first true value, polled every 0.2 s; AssertionError
+    naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"{what} not seen in {timeout} s")
+
+
 def channel_lines(text, channel):
     """The log lines naming this channel (e.g. PJSIP/e2e-trunk-00000003)."""
     return [line for line in text.splitlines() if channel and channel in line]

@@ -298,13 +298,3 @@ class FreePBX:
             if m.get("Event") == "QueueMember" and m.get("Location") == interface:
                 return m
         return None
-
-
-def wait_for(predicate, timeout=30, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not seen in {timeout} s")

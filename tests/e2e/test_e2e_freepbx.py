@@ -24,7 +24,7 @@ import pytest
 
 import e2elib as L
 import freepbx as F
-from freepbx import wait_for
+from e2elib import wait_for
 from qmt.pin import hash_pin
 
 A, B, C = "79115550001", "79115550002", "79115550003"

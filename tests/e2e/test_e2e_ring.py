@@ -10,6 +10,7 @@ import time
 import pytest
 
 import e2elib as L
+from e2elib import wait_for
 
 A, B = "79115550001", "79115550002"
 RING_A, RING_B = f"Local/{A}@qmt-ring/n", f"Local/{B}@qmt-ring/n"
@@ -81,16 +82,6 @@ def events(pbx, event, agent=None):
         if len(fields) > 4 and fields[4] == event and (agent is None or fields[3] == agent):
             found.append(fields)
     return found
-
-
-def wait_for(predicate, timeout=30, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not seen in {timeout} s")
 
 
 def connected_to(pbx, agent, timeout=30):
