@@ -57,7 +57,7 @@ def test_queue_apps_always_get_a_checked_interface(dialplan):
         used.setdefault(app, set()).add(interface)
     assert used == {"AddQueueMember": {"${QMT_INTERFACE}"}, "RemoveQueueMember": {"${QMT_IF}"},
                     "UnpauseQueueMember": {"${QMT_IF}"}, "PauseQueueMember": {"Local/${ARG1}@qmt-ring/n"}}
-    assert 'GotoIf($["${QMT_INTERFACE}" = ""]?error)' in dialplan
+    assert "same => n,GotoIf($[\"${QMT_INTERFACE}\" = \"\"]?done)" in context_lines(dialplan, "qmt-toggle-change")
     assert dialplan.count('"${QMT_Q}" = "" | "${QMT_IF}" = ""]?Set(') == 2
     assert "Set(QMT_N=${FILTER(0-9,${EXTEN})})" in dialplan and "Gosub(qmt-ring-missed,s,1(${QMT_N}))" in dialplan
 
@@ -100,7 +100,10 @@ def test_success_prompts_only_after_the_status_check(dialplan):
 
     def index(fragment):
         return next(i for i, line in enumerate(lines) if fragment in line)
-    assert index("Gosub(qmt-add-members") < index('QMT_FAILED}" != "0"]?error') < index("agent-loginok")
+    # A change sets its outcome only when nothing failed; only that outcome plays the success prompt.
+    assert index("Gosub(qmt-add-members") < index('ExecIf($["${QMT_FAILED}" = "0"]?Set(QMT_OUTCOME=loggedin))')
+    assert index('GotoIf($["${QMT_OUTCOME}" = "loggedin"]?loggedin)') < index("n(loggedin),Playback(agent-loginok)")
+    assert index('Set(QMT_OUTCOME=error)') < index("Gosub(qmt-add-members")
     assert '"${AQMSTATUS}" != "ADDED" & "${AQMSTATUS}" != "MEMBERALREADY"' in dialplan
     assert '"${RQMSTATUS}" = "REMOVED" | "${RQMSTATUS}" = "NOTINQUEUE"]?logged)' in dialplan
     for prompt in ("agent-loginok", "agent-loggedoff", "pbx-invalid", "sorry-youre-having-problems"):
@@ -115,7 +118,7 @@ def test_the_caller_number_reaches_the_script_filtered(dialplan):
 
 def test_a_failed_login_undoes_only_what_this_call_added(dialplan):
     lines = code_lines(dialplan)
-    for step in ('Set(QMT_ADDED_${QMT_I}=$["${AQMSTATUS}" = "ADDED"])',
+    for step in ('Set(LOCAL(QMT_ADDED_${QMT_I})=$["${AQMSTATUS}" = "ADDED"])',
                  "ExecIf($[${QMT_FAILED} > 0]?Gosub(qmt-undo-adds,s,1()))",
                  'ExecIf($["${QMT_ADDED_${QMT_I}}" = "1"]?Gosub(qmt-remove-one,s,1(undo)))'):
         assert any(line.endswith(step) for line in lines), step
@@ -124,18 +127,20 @@ def test_a_failed_login_undoes_only_what_this_call_added(dialplan):
 def test_one_toggle_per_number_at_a_time_and_no_prompt_under_the_lock(dialplan):
     """Two calls from one number at once must not each see the other half
     done: the script takes the lock of the normalised number before it
-    decides (pbx.toggle_lock_name), the dialplan releases that very lock
-    before any prompt, in every branch."""
+    decides (pbx.toggle_lock_name); the dialplan makes the whole change and
+    then releases that very lock, in one place, before any prompt."""
     from qmt.pbx import toggle_lock_name
     lines = code_lines(dialplan)
     agi = next(i for i, line in enumerate(lines) if "AGI(queue_mobile_toggle.py" in line)
-    assert lines[agi + 1].endswith("Set(QMT_LOCK=%s)" % toggle_lock_name("${QUEUEUSER}"))
+    assert lines[agi + 1].endswith("Gosub(qmt-toggle-change,s,1())")
+    assert lines[agi + 2].endswith("Set(QMT_UNLOCKED=${UNLOCK(%s)})" % toggle_lock_name("${QUEUEUSER}"))
+    assert [line for line in lines if "UNLOCK(" in line] == [lines[agi + 2]], "one unlock, one place"
     assert not any("${LOCK(" in line for line in lines), "the raw caller ID must not key a lock"
-    toggle = lines[agi:next(i for i, line in enumerate(lines) if line == "[qmt-ring-settings]")]
-    for i, line in enumerate(toggle):
-        if "Playback(" in line:     # released in the same labelled branch, before the prompt
-            branch = next(j for j in range(i, -1, -1) if re.search(r"same => n\(\w+\)", toggle[j]))
-            assert any("UNLOCK(${QMT_LOCK})" in step for step in toggle[branch:i]), line
+    toggle = context_lines(dialplan, "qmt-toggle")
+    first_prompt = next(i for i, line in enumerate(toggle) if "Playback(" in line)
+    assert toggle.index(lines[agi + 2]) < first_prompt
+    change = context_lines(dialplan, "qmt-toggle-change")
+    assert not any(re.search(r"Playback|SayDigits|Read\(", line) for line in change)
 
 
 def test_digits_keyed_right_after_answer_are_not_thrown_away(dialplan):
@@ -181,8 +186,8 @@ def test_a_ring_fault_is_logged_and_never_counted_as_a_miss(dialplan):
         '| "${RINGTIME}" != ""]?miss)' in missed
     # NOANSWER is the agent's only after the whole ring time (a FreePBX route that ends on a disabled trunk
     # also gives NOANSWER, at once)
-    assert 'same => n,Set(QMT_FULL_RING=$["${DIALSTATUS}" = "NOANSWER" & ${QMT_DIAL_MS} >= 0${QMT_RING}000 - 1000])' \
-        in missed
+    assert 'same => n,Set(LOCAL(QMT_FULL_RING)=$["${DIALSTATUS}" = "NOANSWER" & ' \
+        '${QMT_DIAL_MS} >= 0${QMT_RING}000 - 1000])' in missed
 
 
 def test_one_customer_call_counts_one_miss_per_mobile(dialplan):

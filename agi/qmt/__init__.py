@@ -3,14 +3,18 @@
 One package for the AGI script Asterisk runs (agi/queue_mobile_toggle.py ->
 qmt.toggle) and the admin command `qmt` (qmt.cli). Modules, one concern each:
 
-    rules      pure: numbers, names, rows, decisions (no I/O, no imports of the others)
-    config     the INI file, validated
-    allowlist  the ODBC table, read within a time bound; admin writes
-    pbx        Asterisk: the AGI channel (strict start block) and AMI
-    log        one line per decision, to syslog or a file
-    toggle     one AGI call: ask, decide, answer the dialplan
-    cli        the `qmt` command
-    privileges root's `qmt` becomes the asterisk user before it reads anything
+    dialplan      the contract with the .conf: variable, context and astdb names, ring defaults
+    rules         pure: numbers, names, rows, decisions (no I/O; imports only the contract)
+    config        the INI file, validated; the one reader of every setting
+    allowlist     the ODBC table, read within a time bound; admin writes
+    pbx           Asterisk: the AGI channel (strict start block)
+    ami           Asterisk's manager interface, for `qmt` (read-only view, removals)
+    asterisk_cli  Asterisk's control socket (asterisk -rx): astdb, the dialplan
+    decision      the decision a call would get: shared by the AGI and `qmt check`
+    log           one line per decision, to syslog or a file
+    toggle        one AGI call: ask, decide, answer the dialplan
+    cli           the `qmt` command
+    privileges    root's `qmt` becomes the asterisk user before it reads anything
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -165,9 +165,9 @@ class AllowlistRead:
 
     def __init__(self, settings, number, now):
         self.number, self.now = number, now
-        self.deadline = time.monotonic() + settings.timeout     # the read's own bound, from its start
-        self._read = Bounded(lambda: with_connection(settings.connection, settings.timeout, self._select),
-                             settings.timeout)
+        connection, seconds = settings.database()
+        self.deadline = time.monotonic() + seconds     # the read's own bound, from its start
+        self._read = Bounded(lambda: with_connection(connection, seconds, self._select), seconds)
 
     def _select(self, cursor):
         cursor.execute(SELECT_ROWS, self.number)

@@ -3,10 +3,10 @@ answers the toggle's questions from AMI, read-only, so that `qmt check`
 runs the very same decision as a call.
 """
 
-import re
 import socket
 
 from .rules import Membership, is_valid_queue_name, member_by
+
 
 class AmiError(Exception):
     """Asterisk's manager interface cannot be used (down, refused, login)."""
@@ -103,7 +103,7 @@ class Ami:
 
 def ami_from_settings(settings, timeout=None):
     return Ami(settings.ami_host, settings.ami_port, settings.ami_username, settings.ami_secret,
-               timeout=timeout or max(2.0, settings.timeout))
+               timeout=timeout or settings.ami_timeout)
 
 
 def paused_reason(members, queue, interface):
@@ -170,62 +170,3 @@ class AmiView:
     def persisted_queues(self):
         """Every queue: AMI sees all members, persisted or not."""
         return [queue for queue in self._names if is_valid_queue_name(queue)]
-
-
-# -- astdb through Asterisk's control socket (asterisk -rx) -------------------
-# The PIN lockout records live in astdb, which AMI reaches only with the
-# 'system' right (restart and worse): qmt asks the CLI socket instead, as
-# root or the asterisk user.
-
-def asterisk_cli(command, timeout=10):
-    """The output of `asterisk -rx COMMAND`; AmiError when Asterisk cannot be asked."""
-    import subprocess
-    try:
-        done = subprocess.run(["asterisk", "-rx", command], capture_output=True, text=True, timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise AmiError("cannot ask Asterisk (asterisk -rx): %s" % (getattr(exc, "strerror", "") or
-                                                                  type(exc).__name__)) from None
-    if done.returncode != 0 or "Unable to connect to remote asterisk" in done.stdout + done.stderr:
-        raise AmiError("cannot ask Asterisk (asterisk -rx): is it running, and may this user use its socket?")
-    return done.stdout
-
-
-def astdb_family(family):
-    """{key: value} of one astdb family ("database show")."""
-    values = {}
-    for line in asterisk_cli("database show %s" % family).splitlines():
-        key, sep, value = line.partition(":")
-        prefix = "/%s/" % family
-        if sep and key.strip().startswith(prefix):
-            values[key.strip()[len(prefix):]] = value.strip()
-    return values
-
-
-# `dialplan show <number>@<context>`: found, or either of pbx.c's "There is
-# no existence of ..." (no such extension, no such context).
-DIALPLAN_FOUND = re.compile(r"^-= \d+ extensions? \(", re.MULTILINE)
-DIALPLAN_NOT_FOUND = re.compile(r"^There is no existence of ", re.MULTILINE)
-CONTEXT_OR_NUMBER = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
-
-
-def route_dials(route, number):
-    """Whether the dialplan context `route` can dial `number`: Asterisk's
-    own pattern match, `include =>` lines followed, as a Dial() of
-    Local/<number>@<route> finds it. The CLI, not AMI's ShowDialPlan (the
-    same search): that action needs the manager's config or reporting
-    right, and qmt's account has only agent. False for a context that is
-    not loaded. AmiError when Asterisk cannot be asked or its answer is not
-    understood."""
-    if not (CONTEXT_OR_NUMBER.match(route) and CONTEXT_OR_NUMBER.match(number)):
-        raise ValueError("not a context and a number: %r, %r" % (route, number))
-    text = asterisk_cli("dialplan show %s@%s" % (number, route))
-    if DIALPLAN_FOUND.search(text):
-        return True
-    if DIALPLAN_NOT_FOUND.search(text):
-        return False
-    raise AmiError("Asterisk's answer to 'dialplan show %s@%s' was not understood" % (number, route))
-
-
-def astdb_delete(family, key):
-    """True when the entry was there and is gone."""
-    return "removed" in asterisk_cli("database del %s %s" % (family, key)).lower()

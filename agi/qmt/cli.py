@@ -21,17 +21,18 @@ import sys
 import time
 
 from . import allowlist as db
-from .config import CONFIG_PATH, ConfigError, load_settings
+from .config import CONFIG_PATH, ConfigError, Settings, load_settings
+from .decision import decide, utc_now
+from .dialplan import CONFIRM_CONTEXT, RING_CONTEXT, RING_FAMILY
 from .log import LOG_TAG, write_log
-from .ami import (AmiError, AmiView, ami_from_settings, asterisk_cli, astdb_delete, astdb_family,
-                  member_in_call, route_dials)
+from .ami import AmiError, AmiView, ami_from_settings, member_in_call
+from .asterisk_cli import AsteriskCliError, asterisk_cli, astdb_delete, astdb_family, route_dials
 from .pin import ASTDB_FAMILY, LockRecord, hash_pin, is_pin
 from .privileges import PrivilegeError, leave_root
 from .queues_conf import DEFAULT_TIMEOUT, QUEUES_CONF, queue_timeouts
 from .rules import (ACTIVE, MAX_PENALTY, NOT_YET_VALID, UNREADABLE, after_route_check, is_valid_queue_name,
                     normalise_number, printable, ring_fault, standing, sweep_verdict, typed_number,
                     without_passwords)
-from .toggle import decide, utc_now
 
 OK, PROBLEM, USAGE, UNREACHABLE = 0, 1, 2, 3
 EXIT_CODES = __doc__.split("\n", 1)[1]
@@ -56,7 +57,7 @@ def cmd_check(args, settings):
     now = utc_now()
     read = db.AllowlistRead(settings, number, now)
     with manager(settings) as ami:
-        decision = decide(AmiView(ami), settings, number, queue or "", time.monotonic() + settings.timeout, read)
+        decision = decide(AmiView(ami), settings, number, queue or "", read.deadline, read)
     grants, failure = read.lookup(time.monotonic())
     lock = lock_of(number)
     route = route_of(settings, number)
@@ -165,7 +166,7 @@ def cmd_unlock(args, settings):
     number = number_argument(args.number, settings)
     try:
         removed = astdb_delete(ASTDB_FAMILY, number)
-    except AmiError as error:
+    except AsteriskCliError as error:
         raise Unreachable(str(error)) from None
     emit(args, {"number": number, "unlocked": removed},
          ["%s: %s" % (number, "unlocked: its wrong PINs are forgotten" if removed else "had no lockout record")])
@@ -177,7 +178,7 @@ def cmd_doctor(args, settings):
     checks = [("config", True, "%s is valid" % args.config)]
     rows = []
     try:
-        rows = db.read_table(settings.connection, settings.timeout)
+        rows = db.read_table(*settings.database())
         checks.append(("database", True, "table %s reachable as %s: %d row(s)" % (
             db.TABLE, pwd.getpwuid(os.geteuid()).pw_name, len(rows))))
     except db.DatabaseError as error:
@@ -207,16 +208,16 @@ def cmd_doctor(args, settings):
 def ring_path_loaded(settings):
     """(ok, detail): the ring path's contexts and the route it dials are in
     the running dialplan, or a queue call to a mobile could not ring."""
-    contexts = ("qmt-ring", "qmt-confirm", settings.route)
+    contexts = (RING_CONTEXT, CONFIRM_CONTEXT, settings.route)
     try:
         missing = [context for context in contexts
                    if "[ Context '%s'" % context not in asterisk_cli("dialplan show %s" % context)]
-    except AmiError as error:
+    except AsteriskCliError as error:
         return False, str(error)
     if missing:
         return False, "not in the running dialplan: %s (is extensions_queue_mobile_toggle.conf included, " \
             "and [member] route your outbound route context?)" % ", ".join(missing)
-    return True, "contexts qmt-ring, qmt-confirm and the route %s are loaded" % settings.route
+    return True, "contexts %s, %s and the route %s are loaded" % (RING_CONTEXT, CONFIRM_CONTEXT, settings.route)
 
 
 def permitted_grants(settings, rows):
@@ -236,7 +237,7 @@ def route_of(settings, number):
     Asterisk cannot be asked, "error"}."""
     try:
         return {"route": settings.route, "dials": route_dials(settings.route, number), "error": None}
-    except AmiError as error:
+    except AsteriskCliError as error:
         return {"route": settings.route, "dials": None, "error": str(error)}
 
 
@@ -259,7 +260,7 @@ def route_dials_permitted(settings, permitted, table_read):
     try:
         # One CLI question per number: a few ms each (seen on Asterisk 22).
         dials = [route_dials(settings.route, number) for number in numbers]
-    except AmiError as error:
+    except AsteriskCliError as error:
         return None, "the permitted numbers not checked against the route %s: %s" % (settings.route, error)
     cannot = [number for number, dialled in zip(numbers, dials) if not dialled]
     if cannot:
@@ -354,7 +355,7 @@ def mobile_members(settings, queue):
         queues = ami.queue_members(queue)
     now = utc_now()
     try:
-        table, table_error = db.grants_by_number(db.read_table(settings.connection, settings.timeout), now), None
+        table, table_error = db.grants_by_number(db.read_table(*settings.database()), now), None
     except db.DatabaseError as error:
         table, table_error = None, error.reason
     locks, ring = pin_locks(), ring_records()
@@ -401,9 +402,8 @@ def sweep_word(member, applied):
 def with_allowlist(settings, dsn, action, *values):
     """action(connection, timeout, *values) on the config's connection, or
     on DSN=dsn; a database error becomes Unreachable with one line."""
-    connection = "DSN=" + dsn if dsn else settings.connection
     try:
-        return action(connection, settings.timeout, *values)
+        return action(*settings.database(dsn), *values)
     except db.DatabaseError as error:
         if error.reason == "db_permission_denied" and action is not db.read_table:
             raise Unreachable("the account of %s may not write to the allowlist (it should only SELECT): "
@@ -415,7 +415,7 @@ def read_pin(settings):
     """A PIN from the terminal, asked twice and not shown; from stdin (one
     line) when that is not a terminal. Only digits, of the configured length."""
     import getpass
-    shortest, longest = (settings.pin_min_length, settings.pin_max_digits) if settings else (4, 8)
+    shortest, longest = settings.pin_min_length, settings.pin_max_digits
     if sys.stdin.isatty():
         pin = getpass.getpass("PIN: ")
         if getpass.getpass("PIN again: ") != pin:
@@ -432,7 +432,7 @@ def astdb_or_nothing(family):
     it holds (lockouts, missed calls) is then simply not shown."""
     try:
         return astdb_family(family)
-    except AmiError:
+    except AsteriskCliError:
         return {}
 
 
@@ -445,7 +445,7 @@ def ring_records():
     """{number: {key: value}} of the ring path's astdb family
     (qmt-ring/<number>/<key>: its settings, `missed`, `fault`)."""
     records = {}
-    for path, value in astdb_or_nothing("qmt-ring").items():
+    for path, value in astdb_or_nothing(RING_FAMILY).items():
         number, _, key = path.partition("/")
         records.setdefault(number, {})[key] = value
     return records
@@ -642,7 +642,7 @@ def main(argv=None):
         settings = load_settings(args.config)
     except ConfigError as problem:
         if args.command == "hash-pin":         # a DBA may hash on a machine without the toggle
-            settings = None
+            settings = Settings.defaults()
         else:
             return fail(PROBLEM if args.command == "doctor" else UNREACHABLE, "config: %s" % problem)
     try:

@@ -3,11 +3,12 @@
 import configparser
 import re
 
+from .dialplan import MEMBER_INTERFACE, RING_DEFAULTS, RING_SETTINGS
 from .rules import ASCII_DIGITS, INTERFACE, MAX_DIGITS, QUEUE_NAME, interface_for, number_in_interfaces
 
 # The member interface of every login: the project's ring path (the
 # dialplan's [qmt-ring]), which dials the outbound route in `route`.
-RING_INTERFACE = "Local/{number}@qmt-ring/n"
+RING_INTERFACE = MEMBER_INTERFACE
 CONTEXT_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 SOUND_NAME = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*\Z")
 FIXED_CALLER_ID = re.compile(r"\+?[0-9]{1,20}\Z")
@@ -21,7 +22,9 @@ class ConfigError(Exception):
 
 
 class Settings:
-    """Validated settings; built once per run from the INI file."""
+    """Validated settings; built once per run from the INI file. Never
+    absent: a run whose file is bad gets Settings.defaults() beside the
+    problem (it logs as the defaults say and refuses every call)."""
 
     def __init__(self, parser):
         get = parser.get
@@ -72,16 +75,17 @@ class Settings:
             raise ConfigError("member.interface must contain {number} once and only a channel name's characters")
         legacy_route = re.match(r"Local/\{number\}@([A-Za-z0-9_-]+)/n\Z", legacy)
         self.route = get("member", "route", fallback=legacy_route.group(1) if legacy_route else
-                         "outbound-allroutes").strip()
+                         RING_DEFAULTS["route"]).strip()
         if not CONTEXT_NAME.match(self.route):
             raise ConfigError("member.route must be a dialplan context name")
         older = ["Local/{number}@%s/n" % self.route] + ([legacy] if legacy else [])
         self.old_templates = [template for template in dict.fromkeys(older) if template != RING_INTERFACE]
-        self.ring_seconds = _whole(get("member", "ring_seconds", fallback="20"), "member.ring_seconds", 1, 600)
+        def ring_number(option, key, low, high):     # a whole number that defaults as the dialplan does
+            return _whole(get("member", option, fallback=str(RING_DEFAULTS[key])), "member." + option, low, high)
+        self.ring_seconds = ring_number("ring_seconds", "ring_seconds", 1, 600)
         self.confirm = _yes_no(get("member", "confirm", fallback="yes"), "member.confirm")
-        self.answer_wait = _whole(get("member", "answer_wait", fallback="5"), "member.answer_wait", 1, 30)
-        self.pause_after = _whole(get("member", "pause_after_missed", fallback="3"), "member.pause_after_missed",
-                                  0, 100)
+        self.answer_wait = ring_number("answer_wait", "answer_wait", 1, 30)
+        self.pause_after = ring_number("pause_after_missed", "pause_after", 0, 100)
         self.announce = get("member", "announce", fallback="").strip()
         if self.announce and not SOUND_NAME.match(self.announce):
             raise ConfigError("member.announce must be a sound file name (letters, digits, _ - /)")
@@ -89,6 +93,28 @@ class Settings:
         if callerid != "customer" and not FIXED_CALLER_ID.match(callerid):
             raise ConfigError("member.callerid must be 'customer' or a number")
         self.fixed_callerid = "" if callerid == "customer" else callerid
+
+    @classmethod
+    def defaults(cls):
+        """The settings of an empty file: every key at its default."""
+        return cls(configparser.ConfigParser(interpolation=None))
+
+    # -- time bounds: database.timeout is read here and nowhere else ---------
+
+    def database(self, dsn=None):
+        """(connection string, seconds) of an allowlist read or write: the
+        config's connection, or DSN=dsn (an admin's writer account)."""
+        return ("DSN=" + dsn if dsn else self.connection), self.timeout
+
+    @property
+    def ami_timeout(self):
+        """The manager socket's bound: the database's, but never under 2 s."""
+        return max(2.0, self.timeout)
+
+    def watchdog_seconds(self, extra=0):
+        """The AGI process's last-resort alarm (SIGALRM): the database's bound
+        in whole seconds, `extra` for prompts, and 3 s for Asterisk's replies."""
+        return int(self.timeout) + extra + 3
 
     def interface_for(self, number):
         return interface_for(self.interface_template, number)
@@ -108,10 +134,10 @@ class Settings:
     def ring_variables(self, confirm):
         """QMT_RING_*: what the dialplan stores in astdb at login for the
         ring path, which runs without Python."""
-        return [("QMT_RING_ROUTE", self.route), ("QMT_RING_SECONDS", str(self.ring_seconds)),
-                ("QMT_RING_CONFIRM", "1" if confirm else "0"), ("QMT_RING_ANSWER_WAIT", str(self.answer_wait)),
-                ("QMT_RING_PAUSE_AFTER", str(self.pause_after)), ("QMT_RING_CALLERID", self.fixed_callerid),
-                ("QMT_RING_ANNOUNCE", self.announce)]
+        values = {"route": self.route, "ring_seconds": str(self.ring_seconds), "confirm": "1" if confirm else "0",
+                  "answer_wait": str(self.answer_wait), "pause_after": str(self.pause_after),
+                  "callerid": self.fixed_callerid, "announce": self.announce}
+        return [(variable, values[key]) for variable, key in RING_SETTINGS]
 
     @property
     def number_rules(self):

@@ -22,11 +22,11 @@ def decision_line(number, channel, decision):
 
 def write_log(settings, line, warning):
     """Append the line to the configured file, or send it to syslog."""
-    target = settings.log_target if settings else "syslog"
+    target = settings.log_target
     try:
         if target == "syslog":
             import syslog
-            facility = settings.syslog_facility if settings else "local0"
+            facility = settings.syslog_facility
             syslog.openlog(LOG_TAG, syslog.LOG_PID, getattr(syslog, "LOG_" + facility.upper()))
             syslog.syslog(syslog.LOG_WARNING if warning else syslog.LOG_INFO, line)
         else:

@@ -6,6 +6,7 @@ command talks to Asterisk through qmt.ami instead.
 import os
 import re
 
+from .dialplan import LOCK_PREFIX
 from .rules import Membership, answer_variables, is_valid_queue_name, member_by, printable
 
 AGI_KEY = re.compile(r"agi_[a-z0-9_]{1,32}\Z")
@@ -26,7 +27,7 @@ PERSISTED_QUEUES = "${DB_KEYS(Queue/PersistentMembers)}"
 
 def toggle_lock_name(number):
     """The dialplan unlocks the same name: qmt-toggle-${QUEUEUSER}."""
-    return "qmt-toggle-" + number
+    return LOCK_PREFIX + number
 
 
 # -- AGI ----------------------------------------------------------------------

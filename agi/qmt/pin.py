@@ -14,10 +14,12 @@ import hashlib
 import os
 import re
 
+from .dialplan import PIN_FAMILY
+
 SCHEME = "pbkdf2_sha256"
 ITERATIONS = 150_000          # about 50 ms here: see tests/bench_agi.py --pin
 HASH = re.compile(r"pbkdf2_sha256\$(\d{4,7})\$([0-9a-f]{32})\$([0-9a-f]{64})\Z")
-ASTDB_FAMILY = "qmt-pin"      # key: the number; value: LockRecord.text()
+ASTDB_FAMILY = PIN_FAMILY     # key: the number; value: LockRecord.text()
 # What a stranger's PIN is checked against: costs what a real hash costs,
 # matches nothing (no PIN hashes to a digest of zeros that anyone can find).
 DECOY_HASH = "%s$%d$%s$%s" % (SCHEME, ITERATIONS, "0" * 32, "0" * 64)

@@ -1,15 +1,17 @@
 """Pure rules: numbers, names, allowlist rows and the toggle's decision.
 
-No I/O and no imports of the other modules: what the AGI, `qmt check`,
-`status` and `sweep` decide, they decide here, from values handed in.
+No I/O, and no imports but the dialplan contract (qmt.dialplan) and the
+PIN format: what the AGI, `qmt check`, `status` and `sweep` decide, they
+decide here, from values handed in.
 """
 
 import datetime
 import re
 
+from .dialplan import (DENIED, ERROR, LOGGEDIN, LOGGEDOUT, PAUSE_BREAK, PAUSE_MISSED, PAUSED, QAGENT_UNAUTHORIZED,
+                       QMT_COUNT, QMT_IFACE, QMT_INTERFACE, QMT_NAME, QMT_PENALTY, QMT_QUEUE, QMT_REASON, QUEUESTAT,
+                       QUEUEUSER)
 from .pin import hashes_to_check, is_pin_hash
-
-LOGGEDIN, LOGGEDOUT, PAUSED, DENIED, ERROR = "LOGGEDIN", "LOGGEDOUT", "PAUSED", "DENIED", "ERROR"
 
 ASCII_DIGITS = frozenset("0123456789")
 MIN_DIGITS, MAX_DIGITS = 6, 15
@@ -28,7 +30,7 @@ PASSWORD_VALUE = re.compile(r"((?:pwd|passwd|password)\s*=\s*)(\{(?:[^}]|\}\})*\
                             re.IGNORECASE)
 # Pauses the ring path makes (missed calls; a break the agent takes): only
 # these are undone by a call to the toggle code. A supervisor's pause stays.
-RESUMABLE_PAUSES = ("qmt-missed", "qmt-break")
+RESUMABLE_PAUSES = (PAUSE_MISSED, PAUSE_BREAK)
 
 # Why a row does or does not let its number in now.
 ACTIVE, DISABLED, EXPIRED, NOT_YET_VALID, BAD_ROW = "active", "disabled", "expired", "not_yet_valid", "bad_row"
@@ -455,21 +457,21 @@ def answer_variables(number, decision, interface, ring=()):
     only. QUEUESTAT goes last: until it is set the dialplan's preset ERROR
     holds, so an interrupted answer can never look like a complete login."""
     pairs = [
-        ("QUEUEUSER", number or ""),
-        ("QAGENT_UNAUTHORIZED", "1" if decision.state == DENIED else "0"),
-        ("QMT_REASON", decision.reason),
+        (QUEUEUSER, number or ""),
+        (QAGENT_UNAUTHORIZED, "1" if decision.state == DENIED else "0"),
+        (QMT_REASON, decision.reason),
     ]
     if decision.state in (LOGGEDIN, LOGGEDOUT, PAUSED):
-        pairs.append(("QMT_INTERFACE", interface))
+        pairs.append((QMT_INTERFACE, interface))
         for index, grant in enumerate(decision.grants, 1):
-            pairs += [("QMT_QUEUE_%d" % index, grant.queue),
-                      ("QMT_PENALTY_%d" % index, str(grant.penalty)),
-                      ("QMT_NAME_%d" % index, grant.member_name),
-                      ("QMT_IFACE_%d" % index, decision.interfaces.get(grant.queue, interface))]
-        pairs.append(("QMT_COUNT", str(len(decision.grants))))
+            pairs += [(QMT_QUEUE % index, grant.queue),
+                      (QMT_PENALTY % index, str(grant.penalty)),
+                      (QMT_NAME % index, grant.member_name),
+                      (QMT_IFACE % index, decision.interfaces.get(grant.queue, interface))]
+        pairs.append((QMT_COUNT, str(len(decision.grants))))
     if decision.state == LOGGEDOUT:
         pairs += list(ring)
-    pairs.append(("QUEUESTAT", decision.state))
+    pairs.append((QUEUESTAT, decision.state))
     return pairs
 
 

@@ -43,7 +43,6 @@ Any failure ends in QUEUESTAT=ERROR (or no answer at all, which the dialplan
 also treats as ERROR): never in a login.
 """
 
-import datetime
 import os
 import signal
 import sys
@@ -51,42 +50,13 @@ import time
 
 from .allowlist import AllowlistRead
 from .ami import AmiPauseReasons
-from .config import CONFIG_PATH, ConfigError, load_settings
+from .config import CONFIG_PATH, ConfigError, Settings, load_settings
+from .decision import decide, utc_now
 from .log import LOG_TAG, decision_line, write_log
 from .pbx import Channel, strict_agi
 from .pin import ASTDB_FAMILY, DECOY_HASH, LockRecord, verify_pin
-from .rules import (DENIED, ERROR, LOGGEDOUT, Decision, after_route_check, candidate_queues, confirms_answer,
-                    decide_all_queues, decide_one_queue, is_valid_queue_name, normalise_number, pin_needed, printable,
-                    rings_again)
-
-
-def utc_now():
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-
-
-def decide(asterisk, settings, number, queue, deadline, allowlist):
-    """Ask Asterisk (`asterisk`: the AGI Channel, or a read-only AmiView)
-    and the allowlist (an AllowlistRead, already reading, so that it
-    overlaps the questions to Asterisk); return the Decision."""
-    if queue and not is_valid_queue_name(queue):
-        return Decision(ERROR, "bad_queue_argument")
-    interfaces = settings.interfaces_for(number)
-    if queue:
-        exists = asterisk.queue_exists(queue)
-        membership = exists and asterisk.membership(queue, interfaces)
-        return decide_one_queue(number, queue, exists, membership, lambda: allowlist.lookup(deadline))
-    known = settings.managed_queues + asterisk.persisted_queues()
-    grants, failure = allowlist.lookup(deadline)
-    existing, memberships, unsure = set(), {}, []
-    for candidate in candidate_queues(grants, known):
-        if asterisk.queue_exists(candidate):
-            existing.add(candidate)
-            membership = asterisk.membership(candidate, interfaces)
-            if membership:
-                memberships[candidate] = membership
-            elif membership is None:
-                unsure.append(candidate)
-    return decide_all_queues(number, grants, failure, existing, memberships, unsure)
+from .rules import (DENIED, ERROR, LOGGEDOUT, Decision, after_route_check, confirms_answer, normalise_number,
+                    pin_needed, printable, rings_again)
 
 
 def decide_for_caller(channel, settings, config_problem, now):
@@ -109,7 +79,7 @@ def decide_for_caller(channel, settings, config_problem, now):
     if not channel.lock_toggle(number):
         return number, Decision(ERROR, "toggle_busy", detail="another call from this number holds the toggle"), \
             None
-    signal.alarm(int(settings.timeout) + 3)          # the lock's wait is not the database's
+    signal.alarm(settings.watchdog_seconds())          # the lock's wait is not the database's
     allowlist = AllowlistRead(settings, number, now)
     return number, decide(channel, settings, number, channel.queue_argument, allowlist.deadline, allowlist), \
         allowlist
@@ -139,7 +109,7 @@ def pin_dialogue_seconds(settings):
     """The whole dialogue's bound: every try's prompts and a wait for every
     digit, so a slow typist is never cut off; a stalled Asterisk still is."""
     per_try = 2 * PROMPT_SECONDS + settings.pin_digit_timeout * (settings.pin_max_digits + 1)
-    return int(settings.timeout) + settings.pin_tries * per_try + 3
+    return settings.watchdog_seconds(settings.pin_tries * per_try)
 
 
 class LockLedger:
@@ -225,8 +195,8 @@ def run(agi, settings, config_problem=None, now=None):
     Decision, or None when nothing was answered (the channel went away, or
     Asterisk's replies could not be trusted)."""
     from asterisk.agi import AGIException
-    reasons = AmiPauseReasons(settings) if settings else None
-    channel = Channel(agi, reasons) if reasons else Channel(agi)
+    reasons = AmiPauseReasons(settings)
+    channel = Channel(agi, reasons)
     now = now or utc_now()
     number, decision = None, None
     try:
@@ -259,8 +229,7 @@ def run(agi, settings, config_problem=None, now=None):
         write_log(settings, decision_line(number, channel, gone), True)
         return None
     finally:
-        if reasons:
-            reasons.close()
+        reasons.close()
     line = decision_line(number, channel, decision)
     write_log(settings, line, decision.state in (DENIED, ERROR))
     try:
@@ -276,12 +245,11 @@ def main():
     # driver blocks in C past every timeout. The dialplan's preset
     # QUEUESTAT=ERROR then holds.
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
-    settings, config_problem = None, None
     try:
-        settings = load_settings(os.environ.get("QMT_CONFIG", CONFIG_PATH))
+        settings, config_problem = load_settings(os.environ.get("QMT_CONFIG", CONFIG_PATH)), None
     except ConfigError as problem:
-        config_problem = problem
-    signal.alarm(int(settings.timeout if settings else 0) + 3)
+        settings, config_problem = Settings.defaults(), problem
+    signal.alarm(settings.watchdog_seconds())
     exit_code = 0
     try:
         run(strict_agi(sys.stdin.buffer, sys.stdout), settings, config_problem)

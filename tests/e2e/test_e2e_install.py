@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 import e2elib as L
+from qmt import __version__ as QMT_VERSION
 
 CONF = "/etc/asterisk/queue_mobile_toggle.conf"
 SCRIPT = "queue_mobile_toggle.py"
@@ -61,7 +62,7 @@ def test_first_install_did_every_step(pbx):
                  "dialplan: installed /etc/asterisk/extensions_queue_mobile_toggle.conf",
                  f"include: added '{INCLUDE}' to /etc/asterisk/extensions.conf",
                  "asterisk: dialplan reloaded, context app-queue-toggle-mob loaded",
-                 "package: installed qmt 0.2.0 in /opt/queue-mobile-toggle/venv",
+                 "package: installed qmt " + QMT_VERSION + " in /opt/queue-mobile-toggle/venv",
                  "command: /usr/local/sbin/qmt -> /opt/queue-mobile-toggle/venv/bin/qmt",
                  "ami: added [ami] (account qmt, port ",
                  "ami: installed /etc/asterisk/manager_queue_mobile_toggle.conf (mode 640, root:asterisk)",

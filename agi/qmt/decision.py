@@ -1,0 +1,39 @@
+"""The decision one call would get, asked of Asterisk and the allowlist.
+
+Shared by the AGI script (qmt.toggle, asking through the AGI channel) and
+`qmt check` (qmt.cli, asking through a read-only AMI view), so that neither
+entry point imports the other and both decide by the same steps.
+"""
+
+import datetime
+
+from .rules import ERROR, Decision, candidate_queues, decide_all_queues, decide_one_queue, is_valid_queue_name
+
+
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def decide(asterisk, settings, number, queue, deadline, allowlist):
+    """Ask Asterisk (`asterisk`: the AGI Channel, or a read-only AmiView)
+    and the allowlist (an AllowlistRead, already reading, so that it
+    overlaps the questions to Asterisk); return the Decision."""
+    if queue and not is_valid_queue_name(queue):
+        return Decision(ERROR, "bad_queue_argument")
+    interfaces = settings.interfaces_for(number)
+    if queue:
+        exists = asterisk.queue_exists(queue)
+        membership = exists and asterisk.membership(queue, interfaces)
+        return decide_one_queue(number, queue, exists, membership, lambda: allowlist.lookup(deadline))
+    known = settings.managed_queues + asterisk.persisted_queues()
+    grants, failure = allowlist.lookup(deadline)
+    existing, memberships, unsure = set(), {}, []
+    for candidate in candidate_queues(grants, known):
+        if asterisk.queue_exists(candidate):
+            existing.add(candidate)
+            membership = asterisk.membership(candidate, interfaces)
+            if membership:
+                memberships[candidate] = membership
+            elif membership is None:
+                unsure.append(candidate)
+    return decide_all_queues(number, grants, failure, existing, memberships, unsure)
