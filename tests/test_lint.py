@@ -11,8 +11,8 @@ import pytest
 from conftest import REPO
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-# pyflakes, pycodestyle errors and warnings; the line length of setup.cfg's [flake8].
-RUFF = ["check", "--isolated", "--line-length", "120", "--select", "E,F,W", "agi", "tests"]
+# What ruff checks and how is in pyproject.toml ([tool.ruff]): only the paths here.
+RUFF = ["check", "agi", "tests"]
 SHELL_SCRIPTS = ["install.sh", "tests/run.sh", ".ci/run", ".ci/db-servers.sh"]
 
 

@@ -21,18 +21,30 @@ import sys
 import time
 
 from . import allowlist as db
+from .ami import AmiError, AmiView, ami_from_settings, member_in_call
+from .asterisk_cli import AsteriskCliError, astdb_delete, astdb_family, asterisk_cli, route_dials
 from .config import CONFIG_PATH, ConfigError, Settings, load_settings
 from .decision import decide, utc_now
 from .dialplan import CONFIRM_CONTEXT, RING_CONTEXT, RING_FAMILY
 from .log import LOG_TAG, write_log
-from .ami import AmiError, AmiView, ami_from_settings, member_in_call
-from .asterisk_cli import AsteriskCliError, asterisk_cli, astdb_delete, astdb_family, route_dials
 from .pin import ASTDB_FAMILY, LockRecord, hash_pin, is_pin
 from .privileges import PrivilegeError, leave_root
 from .queues_conf import DEFAULT_TIMEOUT, QUEUES_CONF, queue_timeouts
-from .rules import (ACTIVE, MAX_PENALTY, NOT_YET_VALID, UNREADABLE, after_route_check, is_valid_queue_name,
-                    normalise_number, printable, ring_fault, standing, sweep_verdict, typed_number,
-                    without_passwords)
+from .rules import (
+    ACTIVE,
+    MAX_PENALTY,
+    NOT_YET_VALID,
+    UNREADABLE,
+    after_route_check,
+    is_valid_queue_name,
+    normalise_number,
+    printable,
+    ring_fault,
+    standing,
+    sweep_verdict,
+    typed_number,
+    without_passwords,
+)
 
 OK, PROBLEM, USAGE, UNREACHABLE = 0, 1, 2, 3
 EXIT_CODES = __doc__.split("\n", 1)[1]

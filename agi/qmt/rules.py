@@ -8,9 +8,25 @@ decide here, from values handed in.
 import datetime
 import re
 
-from .dialplan import (DENIED, ERROR, LOGGEDIN, LOGGEDOUT, PAUSE_BREAK, PAUSE_MISSED, PAUSED, QAGENT_UNAUTHORIZED,
-                       QMT_COUNT, QMT_IFACE, QMT_INTERFACE, QMT_NAME, QMT_PENALTY, QMT_QUEUE, QMT_REASON, QUEUESTAT,
-                       QUEUEUSER)
+from .dialplan import (
+    DENIED,
+    ERROR,
+    LOGGEDIN,
+    LOGGEDOUT,
+    PAUSE_BREAK,
+    PAUSE_MISSED,
+    PAUSED,
+    QAGENT_UNAUTHORIZED,
+    QMT_COUNT,
+    QMT_IFACE,
+    QMT_INTERFACE,
+    QMT_NAME,
+    QMT_PENALTY,
+    QMT_QUEUE,
+    QMT_REASON,
+    QUEUESTAT,
+    QUEUEUSER,
+)
 from .pin import hashes_to_check, is_pin_hash
 
 ASCII_DIGITS = frozenset("0123456789")

@@ -55,8 +55,18 @@ from .decision import decide, utc_now
 from .log import LOG_TAG, decision_line, write_log
 from .pbx import Channel, strict_agi
 from .pin import ASTDB_FAMILY, DECOY_HASH, LockRecord, verify_pin
-from .rules import (DENIED, ERROR, LOGGEDOUT, Decision, after_route_check, confirms_answer, normalise_number,
-                    pin_needed, printable, rings_again)
+from .rules import (
+    DENIED,
+    ERROR,
+    LOGGEDOUT,
+    Decision,
+    after_route_check,
+    confirms_answer,
+    normalise_number,
+    pin_needed,
+    printable,
+    rings_again,
+)
 
 
 def decide_for_caller(channel, settings, config_problem, now):
