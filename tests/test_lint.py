@@ -1,5 +1,6 @@
-"""Lint is part of the test command: ruff on the Python code, shellcheck on
-the shell scripts. A finding fails the run."""
+"""Lint is part of the test command: ruff on the Python code, mypy on the
+package's type hints, shellcheck on the shell scripts. A finding fails the
+run. Each tool's settings are in pyproject.toml, not in the arguments here."""
 
 import os
 import shutil
@@ -11,8 +12,8 @@ import pytest
 from conftest import REPO
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-# pyflakes, pycodestyle errors and warnings; the line length of setup.cfg's [flake8].
-RUFF = ["check", "--isolated", "--line-length", "120", "--select", "E,F,W", "agi", "tests"]
+# What ruff checks and how is in pyproject.toml ([tool.ruff]): only the paths here.
+RUFF = ["check", "agi", "tests"]
 SHELL_SCRIPTS = ["install.sh", "tests/run.sh", ".ci/run", ".ci/db-servers.sh"]
 
 
@@ -31,6 +32,13 @@ def test_ruff_finds_nothing():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_mypy_finds_nothing():
+    """The package is fully hinted and checked ([tool.mypy]: its files and strictness)."""
+    mypy = tool("mypy", os.path.join(os.path.dirname(sys.executable), "mypy"))
+    result = subprocess.run([mypy], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_shellcheck_finds_nothing():
     shellcheck = tool("shellcheck", shutil.which("shellcheck"))
     scripts = [path for path in SHELL_SCRIPTS if os.path.exists(os.path.join(REPO, path))]
@@ -44,6 +52,10 @@ def test_the_linters_really_look(tmp_path):
     ruff = tool("ruff", os.path.join(os.path.dirname(sys.executable), "ruff"))
     (tmp_path / "bad.py").write_text("import os\n")
     assert subprocess.run([ruff, "check", "--isolated", "--select", "F", "bad.py"], cwd=tmp_path,
+                          capture_output=True).returncode == 1
+    mypy = tool("mypy", os.path.join(os.path.dirname(sys.executable), "mypy"))
+    (tmp_path / "bad_types.py").write_text("def half(number: int) -> int:\n    return number / 2\n")
+    assert subprocess.run([mypy, "--no-incremental", "bad_types.py"], cwd=tmp_path,
                           capture_output=True).returncode == 1
     shellcheck = tool("shellcheck", shutil.which("shellcheck"))
     (tmp_path / "bad.sh").write_text("#!/bin/bash\necho $1\n")

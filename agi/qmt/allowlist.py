@@ -6,11 +6,23 @@ the thread is abandoned (the AGI and `qmt` then end the process with
 os._exit). Errors become DatabaseError with a short, stable `reason`.
 """
 
+from __future__ import annotations
+
+import datetime
 import re
 import threading
 import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-from .rules import LookupFailure, judge_row, printable
+from .rules import Grant, LookupFailure, LookupResult, Row, judge_row, printable
+
+if TYPE_CHECKING:
+    from .config import Settings
+
+T = TypeVar("T")
+# A pyodbc cursor (pyodbc's types are not checked: see pyproject.toml).
+Cursor = Any
 
 TABLE = "queue_mobile_agents"
 REQUIRED_COLUMNS = ("queue", "penalty", "member_name", "enabled", "valid_from", "valid_until")
@@ -46,16 +58,16 @@ ODBC_FAULTS = (
 class DatabaseError(Exception):
     """The allowlist could not be used; `reason` is the log token."""
 
-    def __init__(self, reason, detail):
+    def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
 
-    def as_failure(self):
+    def as_failure(self) -> LookupFailure:
         return LookupFailure(self.reason, self.detail)
 
 
-def odbc_reason(exc):
+def odbc_reason(exc: BaseException) -> str:
     """A short, stable token for a pyodbc error: the SQLSTATE, then the text."""
     state = str(exc.args[0]) if getattr(exc, "args", None) else ""
     text = str(exc).lower()
@@ -65,12 +77,12 @@ def odbc_reason(exc):
     return "db_error"
 
 
-def _first_line(exc):
+def _first_line(exc: BaseException) -> str:
     text = " ".join(str(part) for part in getattr(exc, "args", ()) or (exc,))
     return printable(text.splitlines()[0] if text else type(exc).__name__, 200)
 
 
-def _dsn_without_driver(pyodbc, connection_string):
+def _dsn_without_driver(pyodbc: Any, connection_string: str) -> bool:
     """unixODBC answers IM002 'data source name not found' both for an
     unknown DSN and for a DSN whose driver is not installed (its section
     missing from odbcinst.ini): True for the second."""
@@ -84,7 +96,7 @@ def _dsn_without_driver(pyodbc, connection_string):
         return False
 
 
-def with_connection(connection_string, timeout, work):
+def with_connection(connection_string: str, timeout: float, work: Callable[[Cursor], T]) -> T:
     """work(cursor) on a fresh connection, closed before returning; pyodbc
     errors become DatabaseError. Writes commit only when `work` returns."""
     import pyodbc  # imported here so a logout by queue never pays for it
@@ -111,7 +123,7 @@ def with_connection(connection_string, timeout, work):
         connection.close()
 
 
-def rows_by_name(cursor, leading=()):
+def rows_by_name(cursor: Cursor, leading: Sequence[str] = ()) -> list[Row]:
     """The fetched rows as tuples of `leading` + REQUIRED_COLUMNS +
     OPTIONAL_COLUMNS, picked by name; an optional column the table lacks
     reads as None, a required one missing is db_table_bad."""
@@ -124,18 +136,21 @@ def rows_by_name(cursor, leading=()):
     return [tuple(None if index is None else row[index] for index in where) for row in cursor.fetchall()]
 
 
-class Bounded:
+class Bounded(Generic[T]):
     """A call running in a daemon thread from the moment it is made, so it
     may overlap other work; result(deadline) waits at most until `deadline`
     (time.monotonic()) and raises DatabaseError past it."""
 
-    def __init__(self, call, timeout):
+    _value: T | None
+    _error: DatabaseError | None
+
+    def __init__(self, call: Callable[[], T], timeout: float) -> None:
         self._call, self._timeout = call, timeout
         self._value = self._error = None
         self._worker = threading.Thread(target=self._run, name="allowlist", daemon=True)
         self._worker.start()
 
-    def _run(self):
+    def _run(self) -> None:
         try:
             self._value = self._call()
         except DatabaseError as error:
@@ -143,7 +158,7 @@ class Bounded:
         except Exception as exc:  # a driver bug must still fail closed
             self._error = DatabaseError("db_error", type(exc).__name__)
 
-    def result(self, deadline=None):
+    def result(self, deadline: float | None = None) -> T:
         if deadline is None:
             deadline = time.monotonic() + self._timeout
         self._worker.join(max(0.0, deadline - time.monotonic()))
@@ -151,10 +166,10 @@ class Bounded:
             raise DatabaseError("db_timeout", "no answer within %gs" % self._timeout)
         if self._error is not None:
             raise self._error
-        return self._value
+        return cast(T, self._value)                 # set by _run: the call returned
 
 
-def bounded(connection_string, timeout, work):
+def bounded(connection_string: str, timeout: float, work: Callable[[Cursor], T]) -> T:
     """with_connection() within `timeout` seconds, from now."""
     return Bounded(lambda: with_connection(connection_string, timeout, work), timeout).result()
 
@@ -163,17 +178,17 @@ class AllowlistRead:
     """The caller's rows, read from the moment it is made (the read may
     overlap questions to Asterisk)."""
 
-    def __init__(self, settings, number, now):
+    def __init__(self, settings: Settings, number: str, now: datetime.datetime) -> None:
         self.number, self.now = number, now
         connection, seconds = settings.database()
         self.deadline = time.monotonic() + seconds     # the read's own bound, from its start
         self._read = Bounded(lambda: with_connection(connection, seconds, self._select), seconds)
 
-    def _select(self, cursor):
+    def _select(self, cursor: Cursor) -> list[Row]:
         cursor.execute(SELECT_ROWS, self.number)
         return rows_by_name(cursor)
 
-    def lookup(self, deadline=None):
+    def lookup(self, deadline: float | None = None) -> LookupResult:
         """(judged grants, None), or (None, LookupFailure) when the table
         could not be read by `deadline` (default: its own bound)."""
         try:
@@ -186,8 +201,11 @@ class AllowlistRead:
 
 # -- the whole table, for `qmt` -----------------------------------------------
 
-def read_table(connection_string, timeout, queue=None, number=None):
+def read_table(connection_string: str, timeout: float, queue: str | None = None,
+               number: str | None = None) -> list[Row]:
     """Every row (number first), optionally of one queue or number."""
+    where: list[str]
+    params: list[str]
     where, params = [], []
     for column, value in (("queue", queue), ("number", number)):
         if value is not None:
@@ -195,15 +213,15 @@ def read_table(connection_string, timeout, queue=None, number=None):
             params.append(value)
     sql = SELECT_TABLE + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY number, queue"
 
-    def select(cursor):
+    def select(cursor: Cursor) -> list[Row]:
         cursor.execute(sql, *params)
         return rows_by_name(cursor, leading=("number",))
     return bounded(connection_string, timeout, select)
 
 
-def grants_by_number(rows, now):
+def grants_by_number(rows: Iterable[Row], now: datetime.datetime) -> dict[Any, list[Grant]]:
     """{number: [Grant, ...]} of read_table() rows."""
-    table = {}
+    table: dict[Any, list[Grant]] = {}
     for row in rows:
         grant = judge_row(row[1:], row[0], now)
         if grant is not None:
@@ -214,19 +232,20 @@ def grants_by_number(rows, now):
 KEEP = object()   # allow(confirm=KEEP): leave the row's confirm_answer as it is
 
 
-def allow(connection_string, timeout, number, queue, penalty, name, valid_from, valid_until, pin_hash=None,
-          confirm=KEEP):
+def allow(connection_string: str, timeout: float, number: str, queue: str, penalty: int, name: str | None,
+          valid_from: datetime.datetime | None, valid_until: datetime.datetime | None, pin_hash: str | None = None,
+          confirm: object = KEEP) -> str:
     """Insert or update the row of (number, queue), enabled; 'added' or
     'updated'. An update keeps the row's PIN unless a new hash is given, and
     its confirm_answer unless `confirm` is given (1, 0, or None for NULL:
     the config's default). These optional columns are named only when set,
     so that a table made before them still takes rows."""
     values = (penalty, name, valid_from, valid_until)
-    optional = {"pin_hash": pin_hash} if pin_hash else {}
+    optional: dict[str, object] = {"pin_hash": pin_hash} if pin_hash else {}
     if confirm is not KEEP:
         optional["confirm_answer"] = confirm
 
-    def upsert(cursor):
+    def upsert(cursor: Cursor) -> str:
         cursor.execute("UPDATE " + TABLE + " SET penalty = ?, member_name = ?, enabled = 1, valid_from = ?, "
                        "valid_until = ?" + "".join(", %s = ?" % column for column in optional)
                        + " WHERE number = ? AND queue = ?", *values, *optional.values(), number, queue)
@@ -240,9 +259,9 @@ def allow(connection_string, timeout, number, queue, penalty, name, valid_from, 
     return bounded(connection_string, timeout, upsert)
 
 
-def revoke(connection_string, timeout, number, queue=None):
+def revoke(connection_string: str, timeout: float, number: str, queue: str | None = None) -> int:
     """Delete the number's rows (of one queue); how many went."""
-    def delete(cursor):
+    def delete(cursor: Cursor) -> int:
         if queue is None:
             cursor.execute("DELETE FROM " + TABLE + " WHERE number = ?", number)
         else:

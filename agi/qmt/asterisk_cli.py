@@ -6,6 +6,8 @@ route dials a number needs the manager's config right, which qmt's account
 lacks: qmt asks the CLI socket instead, as root or the asterisk user.
 """
 
+from __future__ import annotations
+
 import re
 import subprocess
 
@@ -20,7 +22,7 @@ class AsteriskCliError(Exception):
 PREAMBLE = re.compile(r"No ethernet interface found for seeding global EID\b")
 
 
-def without_preamble(text):
+def without_preamble(text: str) -> str:
     """The answer without the console's warning lines ahead of it."""
     lines = text.splitlines(keepends=True)
     while lines and PREAMBLE.match(lines[0]):
@@ -28,7 +30,7 @@ def without_preamble(text):
     return "".join(lines)
 
 
-def asterisk_cli(command, timeout=10):
+def asterisk_cli(command: str, timeout: float = 10) -> str:
     """The answer of `asterisk -rx COMMAND`; AsteriskCliError when Asterisk cannot be asked."""
     try:
         done = subprocess.run(["asterisk", "-rx", command], capture_output=True, text=True, timeout=timeout)
@@ -41,9 +43,9 @@ def asterisk_cli(command, timeout=10):
     return without_preamble(done.stdout)
 
 
-def astdb_family(family):
+def astdb_family(family: str) -> dict[str, str]:
     """{key: value} of one astdb family ("database show")."""
-    values = {}
+    values: dict[str, str] = {}
     for line in asterisk_cli("database show %s" % family).splitlines():
         key, sep, value = line.partition(":")
         prefix = "/%s/" % family
@@ -59,7 +61,7 @@ DIALPLAN_NOT_FOUND = re.compile(r"^There is no existence of ", re.MULTILINE)
 CONTEXT_OR_NUMBER = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 
 
-def route_dials(route, number):
+def route_dials(route: str, number: str) -> bool:
     """Whether the dialplan context `route` can dial `number`: Asterisk's
     own pattern match, `include =>` lines followed, as a Dial() of
     Local/<number>@<route> finds it. The CLI, not AMI's ShowDialPlan (the
@@ -77,6 +79,6 @@ def route_dials(route, number):
     raise AsteriskCliError("Asterisk's answer to 'dialplan show %s@%s' was not understood" % (number, route))
 
 
-def astdb_delete(family, key):
+def astdb_delete(family: str, key: str) -> bool:
     """True when the entry was there and is gone."""
     return "removed" in asterisk_cli("database del %s %s" % (family, key)).lower()

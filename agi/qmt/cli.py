@@ -11,6 +11,8 @@ A failure to reach Asterisk or the database is one line on stderr, never a
 traceback.
 """
 
+from __future__ import annotations
+
 import argparse
 import datetime
 import json
@@ -19,25 +21,50 @@ import pwd
 import re
 import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
+from types import TracebackType
+from typing import Any, NoReturn, Optional, TypeVar
 
 from . import allowlist as db
+from .ami import Ami, AmiError, AmiView, Message, ami_from_settings, member_in_call
+from .asterisk_cli import AsteriskCliError, astdb_delete, astdb_family, asterisk_cli, route_dials
 from .config import CONFIG_PATH, ConfigError, Settings, load_settings
 from .decision import decide, utc_now
 from .dialplan import CONFIRM_CONTEXT, RING_CONTEXT, RING_FAMILY
 from .log import LOG_TAG, write_log
-from .ami import AmiError, AmiView, ami_from_settings, member_in_call
-from .asterisk_cli import AsteriskCliError, asterisk_cli, astdb_delete, astdb_family, route_dials
 from .pin import ASTDB_FAMILY, LockRecord, hash_pin, is_pin
 from .privileges import PrivilegeError, leave_root
 from .queues_conf import DEFAULT_TIMEOUT, QUEUES_CONF, queue_timeouts
-from .rules import (ACTIVE, MAX_PENALTY, NOT_YET_VALID, UNREADABLE, after_route_check, is_valid_queue_name,
-                    normalise_number, printable, ring_fault, standing, sweep_verdict, typed_number,
-                    without_passwords)
+from .rules import (
+    ACTIVE,
+    MAX_PENALTY,
+    NOT_YET_VALID,
+    UNREADABLE,
+    Grant,
+    after_route_check,
+    is_valid_queue_name,
+    normalise_number,
+    printable,
+    ring_fault,
+    standing,
+    sweep_verdict,
+    typed_number,
+    without_passwords,
+)
 
 OK, PROBLEM, USAGE, UNREACHABLE = 0, 1, 2, 3
-EXIT_CODES = __doc__.split("\n", 1)[1]
+# The help's text is this docstring; `python -OO` strips docstrings, and qmt must still start.
+HELP = __doc__ or "qmt: the admin's command for queue-mobile-toggle.\n"
+EXIT_CODES = HELP.split("\n", 1)[1]
 DSN_NAME = "[A-Za-z0-9_.-]{1,64}"
 TIME_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S")
+
+
+T = TypeVar("T")
+# What a command prints with --json, and the rows, members and checks inside it.
+Document = dict[str, Any]
+# A check of `qmt doctor`: (passed: True, failed: False, a warning: None; the detail).
+Verdict = tuple[Optional[bool], str]
 
 
 class Unreachable(Exception):
@@ -50,7 +77,7 @@ class UsageError(Exception):
 
 # -- the commands -------------------------------------------------------------
 
-def cmd_check(args, settings):
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     """What a call from NUMBER would do now; changes nothing."""
     number = number_argument(args.number, settings)
     queue = queue_argument(args.queue)
@@ -63,7 +90,7 @@ def cmd_check(args, settings):
     route = route_of(settings, number)
     if route["dials"] is not None:               # as the call would: no route, no login or resume
         decision = after_route_check(decision, "1" if route["dials"] else "0", settings.route, number)
-    report = {
+    report: Document = {
         "pin_lockout": lock, "route": route,
         "number": number, "interface": settings.interface_for(number),
         "rows": [grant_dict(grant) for grant in grants or []],
@@ -87,7 +114,7 @@ def cmd_check(args, settings):
     return OK if decision.action != "none" else PROBLEM
 
 
-def cmd_status(args, settings):
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     """The mobile members now in each queue, judged against the table."""
     members, table_error = mobile_members(settings, args.queue)
     emit(args, {"members": members, "allowlist_error": table_error},
@@ -98,7 +125,7 @@ def cmd_status(args, settings):
     return PROBLEM if any(m["standing"] not in ("permitted",) for m in members) else OK
 
 
-def cmd_sweep(args, settings):
+def cmd_sweep(args: argparse.Namespace, settings: Settings) -> int:
     """Remove the mobile members whose permission is gone (with --apply)."""
     members, table_error = mobile_members(settings, None)
     if table_error:
@@ -116,7 +143,7 @@ def cmd_sweep(args, settings):
     return PROBLEM if any(m["verdict"] == "remove" for m in due) else OK
 
 
-def cmd_allow(args, settings):
+def cmd_allow(args: argparse.Namespace, settings: Settings) -> int:
     number = number_argument(args.number, settings)
     queue = queue_argument(args.queue)
     if not 0 <= args.penalty <= MAX_PENALTY:
@@ -135,7 +162,7 @@ def cmd_allow(args, settings):
     return OK
 
 
-def cmd_revoke(args, settings):
+def cmd_revoke(args: argparse.Namespace, settings: Settings) -> int:
     number = number_argument(args.number, settings)
     queue = queue_argument(args.queue)
     count = with_allowlist(settings, args.dsn, db.revoke, number, queue)
@@ -145,7 +172,7 @@ def cmd_revoke(args, settings):
     return OK if count else PROBLEM
 
 
-def cmd_list(args, settings):
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     rows = with_allowlist(settings, args.dsn, db.read_table, queue_argument(args.queue))
     table = db.grants_by_number(rows, utc_now())
     listed = [dict(grant_dict(grant), number=number) for number, grants in table.items() for grant in grants]
@@ -154,7 +181,7 @@ def cmd_list(args, settings):
     return OK
 
 
-def cmd_hash_pin(args, settings):
+def cmd_hash_pin(args: argparse.Namespace, settings: Settings) -> int:
     """The pin_hash column's value for a PIN read from the terminal (twice,
     not shown) or from stdin; never from the command line."""
     pin = read_pin(settings)
@@ -162,7 +189,7 @@ def cmd_hash_pin(args, settings):
     return OK
 
 
-def cmd_unlock(args, settings):
+def cmd_unlock(args: argparse.Namespace, settings: Settings) -> int:
     number = number_argument(args.number, settings)
     try:
         removed = astdb_delete(ASTDB_FAMILY, number)
@@ -173,10 +200,10 @@ def cmd_unlock(args, settings):
     return OK if removed else PROBLEM
 
 
-def cmd_doctor(args, settings):
+def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     """The installation's health, step by step; exit 1 on any failure."""
-    checks = [("config", True, "%s is valid" % args.config)]
-    rows = []
+    checks: list[tuple[str, bool | None, str]] = [("config", True, "%s is valid" % args.config)]
+    rows: list[db.Row] = []
     try:
         rows = db.read_table(*settings.database())
         checks.append(("database", True, "table %s reachable as %s: %d row(s)" % (
@@ -184,7 +211,7 @@ def cmd_doctor(args, settings):
     except db.DatabaseError as error:
         checks.append(("database", False, "%s: %s (connection = %s)" % (
             error.reason, without_passwords(error.detail), without_passwords(settings.connection))))
-    queues = {}
+    queues: dict[str, list[Message]] = {}
     try:
         with manager(settings) as ami:
             queues = ami.queue_members()
@@ -205,7 +232,7 @@ def cmd_doctor(args, settings):
     return OK if all(ok is not False for _, ok, _ in checks) else PROBLEM
 
 
-def ring_path_loaded(settings):
+def ring_path_loaded(settings: Settings) -> tuple[bool, str]:
     """(ok, detail): the ring path's contexts and the route it dials are in
     the running dialplan, or a queue call to a mobile could not ring."""
     contexts = (RING_CONTEXT, CONFIRM_CONTEXT, settings.route)
@@ -220,10 +247,10 @@ def ring_path_loaded(settings):
     return True, "contexts %s, %s and the route %s are loaded" % (RING_CONTEXT, CONFIRM_CONTEXT, settings.route)
 
 
-def permitted_grants(settings, rows):
+def permitted_grants(settings: Settings, rows: Iterable[db.Row]) -> dict[str, list[Grant]]:
     """{number: its rows that permit now or later} of the table's rows, the
     numbers normalised as a call's: the numbers a login may ring."""
-    permitted = {}
+    permitted: dict[str, list[Grant]] = {}
     for raw, grants in db.grants_by_number(rows, utc_now()).items():
         number = normalise_number(str(raw).strip(), **settings.number_rules)
         live = [grant for grant in grants if grant.status in (ACTIVE, NOT_YET_VALID)]
@@ -232,7 +259,7 @@ def permitted_grants(settings, rows):
     return permitted
 
 
-def route_of(settings, number):
+def route_of(settings: Settings, number: str) -> Document:
     """`qmt check`'s route: {"route", "dials": True, False or None when
     Asterisk cannot be asked, "error"}."""
     try:
@@ -241,7 +268,7 @@ def route_of(settings, number):
         return {"route": settings.route, "dials": None, "error": str(error)}
 
 
-def describe_route(route, number):
+def describe_route(route: Document, number: str) -> str:
     if route["dials"] is None:
         return "not checked: %s" % route["error"]
     if route["dials"]:
@@ -249,7 +276,7 @@ def describe_route(route, number):
     return "%s CANNOT dial %s: a login or resume is refused (no_route)" % (route["route"], number)
 
 
-def route_dials_permitted(settings, permitted, table_read):
+def route_dials_permitted(settings: Settings, permitted: dict[str, list[Grant]], table_read: bool) -> Verdict:
     """(ok, detail): the route ([member] route) can dial every permitted
     number, or the logins of those it cannot are refused (no_route) and a
     queue could never ring them. None (a warning) when the numbers or
@@ -273,7 +300,7 @@ CONFIRM_RISK = "without confirmation, anything that answers inside the PBX or at
     "prompt, an \"all circuits busy\" message, a voicemail) is connected to the customer as if the agent answered"
 
 
-def confirmation_off(settings, permitted, table_read):
+def confirmation_off(settings: Settings, permitted: dict[str, list[Grant]], table_read: bool) -> Verdict:
     """(ok, detail): whether any permitted number is rung without "press 1"
     (confirm_answer = 0, or [member] confirm = no and no explicit 1); a
     warning, never a failure: it may be the admin's choice."""
@@ -289,7 +316,7 @@ def confirmation_off(settings, permitted, table_read):
         ", here %s" % listing(off) if off else "", CONFIRM_RISK)
 
 
-def listing(numbers, most=20):
+def listing(numbers: Sequence[str], most: int = 20) -> str:
     """Numbers for one line: the first `most`, then how many more."""
     return ", ".join(numbers[:most]) + (" and %d more" % (len(numbers) - most) if len(numbers) > most else "")
 
@@ -299,7 +326,7 @@ def listing(numbers, most=20):
 PROMPT_SECONDS = 10
 
 
-def mobile_queues(settings, rows, queues):
+def mobile_queues(settings: Settings, rows: Iterable[db.Row], queues: dict[str, list[Message]]) -> list[str]:
     """Queues a mobile of ours may ring in: those the table names, and
     those with a member of ours now (from AMI's {queue: members})."""
     named = {row[1] for row in rows}
@@ -308,7 +335,7 @@ def mobile_queues(settings, rows, queues):
     return sorted(named | present)
 
 
-def queues_ring_long_enough(settings, queues, path=QUEUES_CONF):
+def queues_ring_long_enough(settings: Settings, queues: Sequence[str], path: str = QUEUES_CONF) -> Verdict:
     """(ok, detail): each of `queues` rings a member for longer than the
     ring path needs (ring_seconds + answer_wait + the prompts), or a late
     answer is cut mid-prompt and not counted as a miss. None (a warning)
@@ -331,35 +358,38 @@ def queues_ring_long_enough(settings, queues, path=QUEUES_CONF):
 class manager:
     """The AMI connection as a context manager; AmiError becomes Unreachable."""
 
-    def __init__(self, settings):
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def __enter__(self):
+    def __enter__(self) -> Ami:
         try:
             self.ami = ami_from_settings(self.settings)
         except AmiError as error:
             raise Unreachable(str(error)) from None
         return self.ami
 
-    def __exit__(self, kind, error, _trace):
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 _trace: TracebackType | None) -> None:
         self.ami.close()
         if isinstance(error, AmiError):
             raise Unreachable(str(error)) from None
 
 
-def mobile_members(settings, queue):
+def mobile_members(settings: Settings, queue: str | None) -> tuple[list[Document], str | None]:
     """The members made from the interface template, each with its number,
     standing in the table and the sweep's verdict; and the table's error."""
     queue = queue_argument(queue)
     with manager(settings) as ami:
         queues = ami.queue_members(queue)
     now = utc_now()
+    table: dict[Any, list[Grant]] | None
+    table_error: str | None
     try:
         table, table_error = db.grants_by_number(db.read_table(*settings.database()), now), None
     except db.DatabaseError as error:
         table, table_error = None, error.reason
     locks, ring = pin_locks(), ring_records()
-    members = []
+    members: list[Document] = []
     for queue_name, listed in sorted(queues.items()):
         for member in listed:
             number = settings.number_of_member(member.get("Location", ""))
@@ -381,7 +411,7 @@ def mobile_members(settings, queue):
     return members, table_error
 
 
-def remove(ami, settings, member):
+def remove(ami: Ami, settings: Settings, member: Document) -> bool:
     """One removal through AMI (Asterisk writes REMOVEMEMBER to queue_log)
     and one log line."""
     removed, message = ami.remove_member(member["queue"], member["interface"])
@@ -391,7 +421,7 @@ def remove(ami, settings, member):
     return removed
 
 
-def sweep_word(member, applied):
+def sweep_word(member: Document, applied: bool) -> str:
     if member["verdict"] == "wait":
         return "on a call, next run:"
     if not applied:
@@ -399,7 +429,7 @@ def sweep_word(member, applied):
     return "removed:" if member["removed"] else "FAILED to remove:"
 
 
-def with_allowlist(settings, dsn, action, *values):
+def with_allowlist(settings: Settings, dsn: str | None, action: Callable[..., T], *values: Any) -> T:
     """action(connection, timeout, *values) on the config's connection, or
     on DSN=dsn; a database error becomes Unreachable with one line."""
     try:
@@ -411,7 +441,7 @@ def with_allowlist(settings, dsn, action, *values):
         raise Unreachable("allowlist: %s: %s" % (error.reason, without_passwords(error.detail))) from None
 
 
-def read_pin(settings):
+def read_pin(settings: Settings) -> str:
     """A PIN from the terminal, asked twice and not shown; from stdin (one
     line) when that is not a terminal. Only digits, of the configured length."""
     import getpass
@@ -427,7 +457,7 @@ def read_pin(settings):
     return pin
 
 
-def astdb_or_nothing(family):
+def astdb_or_nothing(family: str) -> dict[str, str]:
     """astdb_family(family), or {} when Asterisk's CLI cannot be asked: what
     it holds (lockouts, missed calls) is then simply not shown."""
     try:
@@ -436,28 +466,28 @@ def astdb_or_nothing(family):
         return {}
 
 
-def pin_locks():
+def pin_locks() -> dict[str, LockRecord]:
     """{number: LockRecord} of astdb's PIN lockout records."""
     return {number: LockRecord.parse(text) for number, text in astdb_or_nothing(ASTDB_FAMILY).items()}
 
 
-def ring_records():
+def ring_records() -> dict[str, dict[str, str]]:
     """{number: {key: value}} of the ring path's astdb family
     (qmt-ring/<number>/<key>: its settings, `missed`, `fault`)."""
-    records = {}
+    records: dict[str, dict[str, str]] = {}
     for path, value in astdb_or_nothing(RING_FAMILY).items():
         number, _, key = path.partition("/")
         records.setdefault(number, {})[key] = value
     return records
 
 
-def missed_calls(record):
+def missed_calls(record: dict[str, str]) -> int:
     """Queue calls missed in a row, as the ring path counts them."""
     value = record.get("missed", "")
     return int(value) if value.isascii() and value.isdigit() else 0
 
 
-def last_ring_fault(record):
+def last_ring_fault(record: dict[str, str]) -> Document | None:
     """The last ring that failed inside the PBX or at the carrier (not a
     miss of the agent's): {"time", "status", "cause"}, {"unreadable": the
     text} for a record the ring path does not write, or None."""
@@ -470,14 +500,14 @@ def last_ring_fault(record):
     return {"time": epoch_text(fault[0]), "status": fault[1], "cause": fault[2]}
 
 
-def describe_fault(fault):
+def describe_fault(fault: Document) -> str:
     if "unreadable" in fault:
         return "last ring fault unreadable ('%s')" % fault["unreadable"]
     return "last ring fault %s: %s%s, not counted as a miss" % (
         fault["time"], fault["status"], " (cause %s)" % fault["cause"] if fault["cause"] else "")
 
 
-def lock_of(number):
+def lock_of(number: str) -> Document | None:
     """The number's lockout record as `check` shows it, or None."""
     record = pin_locks().get(number)
     if record is None:
@@ -486,7 +516,7 @@ def lock_of(number):
             "locked_until": epoch_text(record.locked_until)}
 
 
-def describe_lock(lock):
+def describe_lock(lock: Document | None) -> str:
     if not lock:
         return "no wrong PINs on record"
     if lock["locked"]:
@@ -494,27 +524,27 @@ def describe_lock(lock):
     return "%d wrong PIN(s) on record" % lock["failures"]
 
 
-def sweep_timer():
+def sweep_timer() -> str:
     for path in ("/etc/systemd/system/qmt-sweep.timer", "/etc/cron.d/queue-mobile-toggle"):
         if os.path.isfile(path):
             return "runs from " + path
     return ""
 
 
-def number_argument(text, settings):
+def number_argument(text: str, settings: Settings) -> str:
     number = typed_number(text, **settings.number_rules)
     if number is None:
         raise UsageError("%r cannot be a caller's number (6 to 15 digits after the number rules)" % text)
     return number
 
 
-def queue_argument(text):
+def queue_argument(text: str | None) -> str | None:
     if text is not None and not is_valid_queue_name(text):
         raise UsageError("%r is not a queue name (letters, digits, _ and -)" % text)
     return text
 
 
-def time_argument(text, option):
+def time_argument(text: str | None, option: str) -> datetime.datetime | None:
     if not text:
         return None
     for form in TIME_FORMATS:
@@ -525,7 +555,7 @@ def time_argument(text, option):
     raise UsageError("%s: give a UTC time as YYYY-MM-DD or 'YYYY-MM-DD HH:MM[:SS]'" % option)
 
 
-def epoch_text(value):
+def epoch_text(value: Any) -> str:
     try:
         seconds = int(value)
     except (TypeError, ValueError):
@@ -535,19 +565,19 @@ def epoch_text(value):
     return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def grant_dict(grant):
+def grant_dict(grant: Grant) -> Document:
     return {"queue": grant.queue, "penalty": grant.penalty, "name": grant.member_name,
             "status": grant.status, "problem": grant.problem,
             "confirm": {None: "default", True: "yes", False: "no"}[grant.confirm]}
 
 
-def describe_grant(row):
+def describe_grant(row: Document) -> str:
     return "queue %s penalty %s name %r%s: %s%s" % (
         row["queue"], row["penalty"], row["name"], "" if row["confirm"] == "default" else " confirm " + row["confirm"],
         row["status"], " (%s)" % row["problem"] if row["problem"] else "")
 
 
-def member_line(m):
+def member_line(m: Document) -> str:
     flags = [m["standing"]] + (["in call"] if m["in_call"] else []) + (["PIN locked"] if m["pin_locked"] else []) + \
         (["paused" + (" (%s)" % m["paused_reason"] if m["paused_reason"] else "")] if m["paused"] else []) + \
         (["missed %d in a row" % m["missed_calls"]] if m["missed_calls"] else []) + \
@@ -558,7 +588,7 @@ def member_line(m):
     return "queue %s %s (%s)%s: %s" % (m["queue"], m["number"], m["name"] or "-", since, ", ".join(flags))
 
 
-def emit(args, document, lines, warning=None):
+def emit(args: argparse.Namespace, document: Document, lines: list[str], warning: str | None = None) -> None:
     if warning:
         print("qmt: " + warning, file=sys.stderr)
     if args.json:
@@ -569,26 +599,29 @@ def emit(args, document, lines, warning=None):
 
 # -- parsing ------------------------------------------------------------------
 
-def parser():
-    def options(defaults):
+# A command's function: (its arguments, the settings) -> the exit code.
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def parser() -> argparse.ArgumentParser:
+    def options(defaults: bool) -> argparse.ArgumentParser:
         """--config and --json, accepted before and after the command; the
         command's copy must not reset what was given before it."""
         shared = argparse.ArgumentParser(add_help=False)
         shared.add_argument("--config", help="the toggle's config file (default %s)" % CONFIG_PATH,
-                            **({"default": os.environ.get("QMT_CONFIG", CONFIG_PATH)} if defaults
-                               else {"default": argparse.SUPPRESS}))
-        shared.add_argument("--json", action="store_true", help="print one JSON document",
-                            **({} if defaults else {"default": argparse.SUPPRESS}))
+                            default=os.environ.get("QMT_CONFIG", CONFIG_PATH) if defaults else argparse.SUPPRESS)
+        unset: dict[str, Any] = {} if defaults else {"default": argparse.SUPPRESS}
+        shared.add_argument("--json", action="store_true", help="print one JSON document", **unset)
         return shared
 
     common = options(defaults=False)
     top = argparse.ArgumentParser(prog="qmt", parents=[options(defaults=True)],
-                                  description=__doc__.split("\n\n")[0], epilog=EXIT_CODES,
+                                  description=HELP.split("\n\n")[0], epilog=EXIT_CODES,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = top.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
-    def command(name, handler, text):
+    def command(name: str, handler: Handler, text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, parents=[common], help=text, description=text, epilog=EXIT_CODES,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
         sub.set_defaults(handler=handler)
@@ -629,7 +662,7 @@ def parser():
     return top
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)             # exits 2 on a usage error
     if getattr(args, "dsn", None) and not re.fullmatch(DSN_NAME, args.dsn):
         return fail(USAGE, "--dsn: letters, digits and ._- only")
@@ -655,12 +688,12 @@ def main(argv=None):
         return fail(USAGE, "interrupted")
 
 
-def fail(code, line):
+def fail(code: int, line: str) -> int:
     print("qmt: " + line, file=sys.stderr)
     return code
 
 
-def run():
+def run() -> NoReturn:
     """The console script: exit without waiting for a database call that
     was abandoned past its time bound."""
     code = main()

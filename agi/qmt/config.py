@@ -1,7 +1,10 @@
 """The configuration file, read once per run and validated."""
 
+from __future__ import annotations
+
 import configparser
 import re
+from typing import TypedDict
 
 from .dialplan import MEMBER_INTERFACE, RING_DEFAULTS, RING_SETTINGS
 from .rules import ASCII_DIGITS, INTERFACE, MAX_DIGITS, QUEUE_NAME, interface_for, number_in_interfaces
@@ -17,6 +20,13 @@ CONFIG_PATH = "/etc/asterisk/queue_mobile_toggle.conf"
 SYSLOG_FACILITIES = ("user", "daemon") + tuple("local%d" % n for n in range(8))
 
 
+class NumberRules(TypedDict):
+    """The keyword arguments of rules.normalise_number / typed_number."""
+    country_code: str
+    trunk_prefix: str
+    national_length: int
+
+
 class ConfigError(Exception):
     """The configuration file is missing or holds a bad value."""
 
@@ -26,7 +36,7 @@ class Settings:
     absent: a run whose file is bad gets Settings.defaults() beside the
     problem (it logs as the defaults say and refuses every call)."""
 
-    def __init__(self, parser):
+    def __init__(self, parser: configparser.ConfigParser) -> None:
         get = parser.get
         self.connection = get("database", "connection", fallback="DSN=queue_mobile_toggle").strip()
         self.timeout = _positive_float(get("database", "timeout", fallback="3"), "database.timeout")
@@ -63,7 +73,7 @@ class Settings:
         if self.syslog_facility not in SYSLOG_FACILITIES:
             raise ConfigError("log.syslog_facility must be one of " + ", ".join(SYSLOG_FACILITIES))
 
-    def _read_member(self, parser):
+    def _read_member(self, parser: configparser.ConfigParser) -> None:
         """[member]: the ring path's settings, and the older interfaces a
         member may still be in by. Before the ring path, `interface` was the
         member interface itself (Local/{number}@<route>/n): an existing
@@ -75,12 +85,13 @@ class Settings:
             raise ConfigError("member.interface must contain {number} once and only a channel name's characters")
         legacy_route = re.match(r"Local/\{number\}@([A-Za-z0-9_-]+)/n\Z", legacy)
         self.route = get("member", "route", fallback=legacy_route.group(1) if legacy_route else
-                         RING_DEFAULTS["route"]).strip()
+                         str(RING_DEFAULTS["route"])).strip()
         if not CONTEXT_NAME.match(self.route):
             raise ConfigError("member.route must be a dialplan context name")
         older = ["Local/{number}@%s/n" % self.route] + ([legacy] if legacy else [])
         self.old_templates = [template for template in dict.fromkeys(older) if template != RING_INTERFACE]
-        def ring_number(option, key, low, high):     # a whole number that defaults as the dialplan does
+        # A whole number that defaults as the dialplan does.
+        def ring_number(option: str, key: str, low: int, high: int) -> int:
             return _whole(get("member", option, fallback=str(RING_DEFAULTS[key])), "member." + option, low, high)
         self.ring_seconds = ring_number("ring_seconds", "ring_seconds", 1, 600)
         self.confirm = _yes_no(get("member", "confirm", fallback="yes"), "member.confirm")
@@ -95,43 +106,43 @@ class Settings:
         self.fixed_callerid = "" if callerid == "customer" else callerid
 
     @classmethod
-    def defaults(cls):
+    def defaults(cls) -> Settings:
         """The settings of an empty file: every key at its default."""
         return cls(configparser.ConfigParser(interpolation=None))
 
     # -- time bounds: database.timeout is read here and nowhere else ---------
 
-    def database(self, dsn=None):
+    def database(self, dsn: str | None = None) -> tuple[str, float]:
         """(connection string, seconds) of an allowlist read or write: the
         config's connection, or DSN=dsn (an admin's writer account)."""
         return ("DSN=" + dsn if dsn else self.connection), self.timeout
 
     @property
-    def ami_timeout(self):
+    def ami_timeout(self) -> float:
         """The manager socket's bound: the database's, but never under 2 s."""
         return max(2.0, self.timeout)
 
-    def watchdog_seconds(self, extra=0):
+    def watchdog_seconds(self, extra: int = 0) -> int:
         """The AGI process's last-resort alarm (SIGALRM): the database's bound
         in whole seconds, `extra` for prompts, and 3 s for Asterisk's replies."""
         return int(self.timeout) + extra + 3
 
-    def interface_for(self, number):
+    def interface_for(self, number: str) -> str:
         return interface_for(self.interface_template, number)
 
     @property
-    def member_templates(self):
+    def member_templates(self) -> list[str]:
         """Every interface template a member of ours may be in by: the ring path's first."""
         return [self.interface_template] + self.old_templates
 
-    def interfaces_for(self, number):
+    def interfaces_for(self, number: str) -> list[str]:
         return [interface_for(template, number) for template in self.member_templates]
 
-    def number_of_member(self, interface):
+    def number_of_member(self, interface: object) -> str | None:
         """The number of a member interface of ours (any template), or None."""
         return number_in_interfaces(self.member_templates, interface)
 
-    def ring_variables(self, confirm):
+    def ring_variables(self, confirm: bool) -> list[tuple[str, str]]:
         """QMT_RING_*: what the dialplan stores in astdb at login for the
         ring path, which runs without Python."""
         values = {"route": self.route, "ring_seconds": str(self.ring_seconds), "confirm": "1" if confirm else "0",
@@ -140,13 +151,13 @@ class Settings:
         return [(variable, values[key]) for variable, key in RING_SETTINGS]
 
     @property
-    def number_rules(self):
+    def number_rules(self) -> NumberRules:
         """The keyword arguments of rules.normalise_number / typed_number."""
         return dict(country_code=self.country_code, trunk_prefix=self.trunk_prefix,
                     national_length=self.national_length)
 
 
-def _positive_float(text, key):
+def _positive_float(text: str, key: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -156,28 +167,28 @@ def _positive_float(text, key):
     return value
 
 
-def _yes_no(text, key):
+def _yes_no(text: str, key: str) -> bool:
     value = text.strip().lower()
     if value not in ("yes", "no", "true", "false", "1", "0", "on", "off"):
         raise ConfigError("%s must be yes or no" % key)
     return value in ("yes", "true", "1", "on")
 
 
-def _whole(text, key, low, high):
+def _whole(text: str, key: str, low: int, high: int) -> int:
     text = text.strip()
     if not text or set(text) - ASCII_DIGITS or len(text) > 6 or not low <= int(text) <= high:
         raise ConfigError("%s must be a whole number from %d to %d" % (key, low, high))
     return int(text)
 
 
-def _digits(text, key, allow_empty=False):
+def _digits(text: str, key: str, allow_empty: bool = False) -> str:
     text = text.strip()
     if (not text and not allow_empty) or set(text) - ASCII_DIGITS or len(text) > 4:
         raise ConfigError("%s must be 1 to 4 digits" % key)
     return text
 
 
-def _queue_list(text):
+def _queue_list(text: str) -> list[str]:
     queues = [q.strip() for q in text.split(",") if q.strip()]
     for queue in queues:
         if not QUEUE_NAME.match(queue):
@@ -185,7 +196,7 @@ def _queue_list(text):
     return queues
 
 
-def load_settings(path=CONFIG_PATH):
+def load_settings(path: str = CONFIG_PATH) -> Settings:
     parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";", "#"))
     try:
         with open(path, encoding="utf-8") as handle:

@@ -5,16 +5,44 @@ Shared by the AGI script (qmt.toggle, asking through the AGI channel) and
 entry point imports the other and both decide by the same steps.
 """
 
+from __future__ import annotations
+
 import datetime
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
-from .rules import ERROR, Decision, candidate_queues, decide_all_queues, decide_one_queue, is_valid_queue_name
+from .rules import (
+    ERROR,
+    Decision,
+    Membership,
+    MembershipAnswer,
+    candidate_queues,
+    decide_all_queues,
+    decide_one_queue,
+    is_valid_queue_name,
+)
+
+if TYPE_CHECKING:
+    from .allowlist import AllowlistRead
+    from .config import Settings
 
 
-def utc_now():
+class Asterisk(Protocol):
+    """What the decision asks Asterisk: pbx.Channel over AGI, ami.AmiView over AMI."""
+
+    def queue_exists(self, queue: str) -> bool: ...
+
+    def membership(self, queue: str, interfaces: Sequence[str]) -> MembershipAnswer: ...
+
+    def persisted_queues(self) -> list[str]: ...
+
+
+def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
-def decide(asterisk, settings, number, queue, deadline, allowlist):
+def decide(asterisk: Asterisk, settings: Settings, number: str, queue: str, deadline: float,
+           allowlist: AllowlistRead) -> Decision:
     """Ask Asterisk (`asterisk`: the AGI Channel, or a read-only AmiView)
     and the allowlist (an AllowlistRead, already reading, so that it
     overlaps the questions to Asterisk); return the Decision."""
@@ -27,6 +55,9 @@ def decide(asterisk, settings, number, queue, deadline, allowlist):
         return decide_one_queue(number, queue, exists, membership, lambda: allowlist.lookup(deadline))
     known = settings.managed_queues + asterisk.persisted_queues()
     grants, failure = allowlist.lookup(deadline)
+    existing: set[str]
+    memberships: dict[str, Membership]
+    unsure: list[str]
     existing, memberships, unsure = set(), {}, []
     for candidate in candidate_queues(grants, known):
         if asterisk.queue_exists(candidate):

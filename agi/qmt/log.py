@@ -1,14 +1,21 @@
 """One log line per decision, for the admin: syslog or a file."""
 
+from __future__ import annotations
+
 import os
 import time
+from typing import TYPE_CHECKING
 
-from .rules import printable, without_passwords
+from .rules import Decision, printable, without_passwords
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .pbx import Channel
 
 LOG_TAG = "queue-mobile-toggle"
 
 
-def decision_line(number, channel, decision):
+def decision_line(number: str | None, channel: Channel, decision: Decision) -> str:
     """One log line; `channel` names where the call came from (e.g. the trunk)."""
     who = "number=%s" % number if number else \
         "callerid=%s" % (printable(channel.caller_number, 32) or "(empty)")
@@ -20,7 +27,7 @@ def decision_line(number, channel, decision):
     return line + " uniqueid=%s" % (channel.uniqueid or "-")
 
 
-def write_log(settings, line, warning):
+def write_log(settings: Settings, line: str, warning: bool) -> None:
     """Append the line to the configured file, or send it to syslog."""
     target = settings.log_target
     try:

@@ -3,11 +3,18 @@ with the start block read strictly: see qmt.toggle for why). The `qmt`
 command talks to Asterisk through qmt.ami instead.
 """
 
+from __future__ import annotations
+
 import os
 import re
+from collections.abc import Callable, Iterable, Sequence
+from typing import IO, TYPE_CHECKING, Optional, TextIO
 
 from .dialplan import LOCK_PREFIX
-from .rules import Membership, answer_variables, is_valid_queue_name, member_by, printable
+from .rules import Decision, Membership, MembershipAnswer, answer_variables, is_valid_queue_name, member_by, printable
+
+if TYPE_CHECKING:
+    from asterisk.agi import AGI
 
 AGI_KEY = re.compile(r"agi_[a-z0-9_]{1,32}\Z")
 # The longest line Asterisk sends a script: a GET FULL VARIABLE answer of
@@ -25,7 +32,7 @@ PERSISTED_QUEUES = "${DB_KEYS(Queue/PersistentMembers)}"
 
 
 
-def toggle_lock_name(number):
+def toggle_lock_name(number: str) -> str:
     """The dialplan unlocks the same name: qmt-toggle-${QUEUEUSER}."""
     return LOCK_PREFIX + number
 
@@ -35,10 +42,10 @@ def toggle_lock_name(number):
 class _Sink:
     """Swallows pyst2's stderr chatter (it echoes every line, caller ID included)."""
 
-    def write(self, _text):
+    def write(self, _text: str) -> int:
         return 0
 
-    def flush(self):
+    def flush(self) -> None:
         pass
 
 
@@ -55,10 +62,10 @@ class AgiInput:
     raises instead of returning '' (pyst2's 520 loop would read '' forever
     at 100% CPU), and bytes that are not UTF-8 are replaced, not fatal."""
 
-    def __init__(self, binary):
+    def __init__(self, binary: IO[bytes]) -> None:
         self._binary = binary
 
-    def readline(self):
+    def readline(self) -> str:
         raw = self._binary.readline(MAX_AGI_LINE)
         if not raw:
             raise AgiClosed("Asterisk closed the AGI pipe")
@@ -67,10 +74,12 @@ class AgiInput:
         return raw.decode("utf-8", "replace")
 
 
-def read_start_block(stream):
+def read_start_block(stream: AgiInput) -> tuple[dict[str, str], str | None]:
     """(env, problem) from the AGI start block. The first value of a key is
     kept; `problem` names the first thing a genuine block never has (None
     when there is none). Reads up to the blank line that ends the block."""
+    env: dict[str, str]
+    problem: str | None
     env, problem = {}, None
     for _ in range(MAX_START_LINES):
         try:
@@ -87,7 +96,7 @@ def read_start_block(stream):
     return env, problem or "start block longer than %d lines" % MAX_START_LINES
 
 
-def start_line_problem(line, env):
+def start_line_problem(line: str, env: dict[str, str]) -> str | None:
     """Why this line cannot be Asterisk's own (None if it can be)."""
     if not line.endswith("\n"):
         return "start block line cut short"
@@ -101,18 +110,22 @@ def start_line_problem(line, env):
     return None
 
 
-def strict_agi(stdin, stdout):
+def strict_agi(stdin: IO[bytes], stdout: TextIO) -> AGI:
     """pyst2's AGI with the start block read by read_start_block()."""
     from asterisk.agi import AGI
 
     class StrictAGI(AGI):
-        def _get_agi_env(self):
+        def _get_agi_env(self) -> None:
             self.env, self.env_problem = read_start_block(self.stdin)
 
     return StrictAGI(stdin=AgiInput(stdin), stdout=stdout, stderr=_Sink())
 
 
-def reason_unknown(_queue, _interface):
+# Where a Channel learns a paused member's PausedReason: (queue, interface) -> the reason or None.
+PauseReason = Callable[[str, str], Optional[str]]
+
+
+def reason_unknown(_queue: str, _interface: str) -> str | None:
     return None
 
 
@@ -121,37 +134,37 @@ class Channel:
     (queue, interface) gives a paused member's reason or None: no dialplan
     function tells it, so the toggle asks the manager interface."""
 
-    def __init__(self, agi, pause_reason=reason_unknown):
+    def __init__(self, agi: AGI, pause_reason: PauseReason = reason_unknown) -> None:
         self.agi = agi
         self.env = agi.env
         self.pause_reason = pause_reason
 
     @property
-    def env_problem(self):
+    def env_problem(self) -> str | None:
         return getattr(self.agi, "env_problem", None)
 
     @property
-    def caller_number(self):
+    def caller_number(self) -> str:
         return self.env.get("agi_callerid", "")
 
     @property
-    def dialplan_number(self):
+    def dialplan_number(self) -> str | None:
         """The caller number as the dialplan passed it (FILTERed), or None."""
         return self.env.get("agi_arg_2")
 
     @property
-    def queue_argument(self):
+    def queue_argument(self) -> str:
         return self.env.get("agi_arg_1", "").strip()
 
     @property
-    def uniqueid(self):
+    def uniqueid(self) -> str:
         return printable(self.env.get("agi_uniqueid", ""), 40)
 
     @property
-    def name(self):
+    def name(self) -> str:
         return printable(self.env.get("agi_channel", ""), 80)
 
-    def in_step(self):
+    def in_step(self) -> bool:
         """True when Asterisk's reply to this command is the one we read:
         a random token must come back. A stale start-block line or a reply
         forged by the caller cannot carry it. The reply is compared as raw
@@ -165,10 +178,10 @@ class Channel:
             return False
         return reply.rstrip("\n") == "200 result=1 (%s)" % token
 
-    def queue_exists(self, queue):
+    def queue_exists(self, queue: str) -> bool:
         return self.agi.get_variable("QUEUE_EXISTS(%s)" % queue).strip() == "1"
 
-    def membership(self, queue, interfaces):
+    def membership(self, queue: str, interfaces: Sequence[str]) -> MembershipAnswer:
         """Membership by the first of `interfaces` listed (paused is asked
         of the ring path's interface, interfaces[0], only); False when none
         is; None when the list filled Asterisk's buffer and so may have
@@ -181,7 +194,7 @@ class Channel:
             self.agi.get_variable("QUEUE_MEMBER(%s,paused,%s)" % (queue, interface)).strip() == "1"
         return Membership(interface, paused, self.pause_reason(queue, interface) if paused else None)
 
-    def lock_toggle(self, number):
+    def lock_toggle(self, number: str) -> bool:
         """Take the lock of this number's toggle (func_lock's LOCK(), held by
         this channel until the dialplan's UNLOCK or the hangup; it waits up
         to 3 s). Keyed on the normalised number, so +7..., 7..., 8... and the
@@ -189,7 +202,7 @@ class Channel:
         call from the number holds it."""
         return self.agi.get_full_variable("${LOCK(%s)}" % toggle_lock_name(number)).strip() == "1"
 
-    def route_answer(self, route, number):
+    def route_answer(self, route: str, number: str) -> str:
         """Whether the context `route` can dial `number`, as Asterisk says:
         DIALPLAN_EXISTS() matches patterns and follows `include =>` lines,
         as the ring path's Dial(Local/<number>@<route>) will. "1" or "0";
@@ -198,7 +211,7 @@ class Channel:
         normalised digits."""
         return self.agi.get_full_variable("${DIALPLAN_EXISTS(%s,%s,1)}" % (route, number)).strip()
 
-    def persisted_queues(self):
+    def persisted_queues(self) -> list[str]:
         """Queues with persisted dynamic members (empty where
         persistentmembers=no), names checked like any other."""
         listed = self.agi.get_full_variable(PERSISTED_QUEUES)
@@ -206,21 +219,22 @@ class Channel:
                 if is_valid_queue_name(queue)]
 
     # -- the PIN dialogue: every argument is built from checked characters --
-    def keyed_digits(self, prompt, timeout_ms, max_digits):
+    def keyed_digits(self, prompt: str, timeout_ms: int, max_digits: int) -> str:
         """GET DATA: what the caller keyed after the prompt ('' for silence).
         DTMF is hostile: anything but ASCII digits counts as nothing."""
         digits = self.agi.execute("GET DATA", prompt, timeout_ms, max_digits)["result"][0]
         return digits if digits.isascii() and digits.isdigit() and len(digits) <= max_digits else ""
 
-    def astdb_get(self, family, key):
+    def astdb_get(self, family: str, key: str) -> str:
         """The value, or '' when there is none."""
         result, value = self.agi.execute("DATABASE GET", family, key)["result"]
         return value if result == "1" else ""
 
-    def astdb_put(self, family, key, value):
+    def astdb_put(self, family: str, key: str, value: str) -> None:
         self.agi.execute("DATABASE PUT", family, key, value)
 
-    def publish(self, number, decision, interface, ring=()):
+    def publish(self, number: str | None, decision: Decision, interface: str,
+                ring: Iterable[tuple[str, str]] = ()) -> None:
         """The whole answer in one command (MSet, in the order of
         answer_variables): one round trip instead of a dozen, and the
         dialplan sees all of it or none. Every value is built from checked
@@ -228,5 +242,5 @@ class Channel:
         pairs = ",".join("%s=%s" % pair for pair in answer_variables(number, decision, interface, ring))
         self.agi.execute("EXEC", "MSet", '"%s"' % pairs)
 
-    def verbose(self, line):
+    def verbose(self, line: str) -> None:
         self.agi.verbose(line, 1)

@@ -10,11 +10,18 @@ valid. A PIN has few digits, so the hash mostly protects a leaked table for
 a while; what stops guessing on the phone is the lockout.
 """
 
+from __future__ import annotations
+
 import hashlib
 import os
 import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from .dialplan import PIN_FAMILY
+
+if TYPE_CHECKING:
+    from .rules import Grant
 
 SCHEME = "pbkdf2_sha256"
 ITERATIONS = 150_000          # about 50 ms here: see tests/bench_agi.py --pin
@@ -25,23 +32,23 @@ ASTDB_FAMILY = PIN_FAMILY     # key: the number; value: LockRecord.text()
 DECOY_HASH = "%s$%d$%s$%s" % (SCHEME, ITERATIONS, "0" * 32, "0" * 64)
 
 
-def is_pin(text, min_length=4, max_length=12):
+def is_pin(text: object, min_length: int = 4, max_length: int = 12) -> bool:
     """Only ASCII digits (not Arabic-Indic or full-width), of an allowed length."""
     return isinstance(text, str) and min_length <= len(text) <= max_length and \
         all("0" <= char <= "9" for char in text)
 
 
-def hash_pin(pin, iterations=ITERATIONS, salt=None):
+def hash_pin(pin: str, iterations: int = ITERATIONS, salt: bytes | None = None) -> str:
     salt = os.urandom(16) if salt is None else salt
     digest = hashlib.pbkdf2_hmac("sha256", pin.encode("ascii"), salt, iterations)
     return "%s$%d$%s$%s" % (SCHEME, iterations, salt.hex(), digest.hex())
 
 
-def is_pin_hash(stored):
+def is_pin_hash(stored: object) -> bool:
     return isinstance(stored, str) and bool(HASH.match(stored.strip()))
 
 
-def verify_pin(pin, stored):
+def verify_pin(pin: str, stored: object) -> bool:
     """True only for the right PIN; any malformed input is simply wrong."""
     import hmac  # here: a call without a PIN never pays for it
     match = HASH.match(stored.strip()) if isinstance(stored, str) else None
@@ -57,24 +64,24 @@ class LockRecord:
 
     __slots__ = ("failures", "first", "locked_until")
 
-    def __init__(self, failures=0, first=0, locked_until=0):
+    def __init__(self, failures: int = 0, first: int = 0, locked_until: int = 0) -> None:
         self.failures, self.first, self.locked_until = failures, first, locked_until
 
     @classmethod
-    def parse(cls, text):
+    def parse(cls, text: str | None) -> LockRecord:
         """From astdb; anything unreadable counts as no record."""
         parts = (text or "").strip().split(",")
         if len(parts) != 3 or not all(part.isascii() and part.isdigit() and len(part) <= 12 for part in parts):
             return cls()
         return cls(*(int(part) for part in parts))
 
-    def text(self):
+    def text(self) -> str:
         return "%d,%d,%d" % (self.failures, self.first, self.locked_until)
 
-    def locked(self, now):
+    def locked(self, now: int) -> bool:
         return now < self.locked_until
 
-    def after_failure(self, now, max_failures, window, lock_seconds):
+    def after_failure(self, now: int, max_failures: int, window: int, lock_seconds: int) -> LockRecord:
         """The record after one more wrong PIN at `now`: failures older than
         the window start a new count; the max-th within it locks."""
         failures, first = (self.failures + 1, self.first) if now - self.first < window else (1, now)
@@ -83,7 +90,7 @@ class LockRecord:
         return LockRecord(failures, first, self.locked_until)
 
 
-def hashes_to_check(grants):
+def hashes_to_check(grants: Iterable[Grant]) -> list[str]:
     """The distinct pin_hash values of the grants a call acts on (every one
     must accept the PIN); empty when none needs one."""
-    return sorted({grant.pin_hash.strip() for grant in grants if getattr(grant, "pin_hash", None)})
+    return sorted({grant.pin_hash.strip() for grant in grants if grant.pin_hash})

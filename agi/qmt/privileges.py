@@ -16,6 +16,8 @@ The rule, first thing in every command (--help needs none):
 Any failure is a PrivilegeError: one line, and qmt exits 3.
 """
 
+from __future__ import annotations
+
 import configparser
 import os
 import pwd
@@ -31,7 +33,7 @@ class PrivilegeError(Exception):
     """qmt cannot run safely as root: one line, exit 3."""
 
 
-def leave_root(config_path, user=ASTERISK_USER, dsn=None):
+def leave_root(config_path: str, user: str = ASTERISK_USER, dsn: str | None = None) -> str:
     """Run as `user` from now on when started as root. Returns the config
     path to read: as given, or, when root stays root, the real path that was
     checked (a link could be turned elsewhere after the check)."""
@@ -51,7 +53,7 @@ def leave_root(config_path, user=ASTERISK_USER, dsn=None):
     return config_path
 
 
-def become(account):
+def become(account: pwd.struct_passwd) -> None:
     """The irreversible drop to `account`, proven, with its HOME and a sane umask."""
     try:
         groups = os.getgrouplist(account.pw_name, account.pw_gid)
@@ -69,13 +71,13 @@ def become(account):
 KEPT_VARIABLES = ("PATH", "LANG", "LANGUAGE", "TERM", "TZ", "ODBCINI", "ODBCSYSINI", "QMT_CONFIG")
 
 
-def keep_only_plain_variables():
+def keep_only_plain_variables() -> None:
     for name in list(os.environ):
         if name not in KEPT_VARIABLES and not name.startswith("LC_"):
             del os.environ[name]
 
 
-def change_ids(uid, gid, groups):
+def change_ids(uid: int, gid: int, groups: list[int]) -> None:
     """Groups first and uid last: once the uid is not 0 the rest could not
     be changed. All three of real, effective and saved, so none keeps 0."""
     os.setgroups(groups)
@@ -83,7 +85,7 @@ def change_ids(uid, gid, groups):
     os.setresuid(uid, uid, uid)
 
 
-def prove_dropped(uid, gid, groups, name):
+def prove_dropped(uid: int, gid: int, groups: list[int], name: str) -> None:
     """Every id is the user's, and root cannot be had back."""
     if (os.getresuid(), os.getresgid(), set(os.getgroups())) != ((uid,) * 3, (gid,) * 3, set(groups)):
         raise PrivilegeError("the drop to user %s left other ids: not running" % name)
@@ -94,7 +96,7 @@ def prove_dropped(uid, gid, groups, name):
     raise PrivilegeError("root could be regained after the drop to user %s: not running" % name)
 
 
-def users_dsn_file(dsn):
+def users_dsn_file(dsn: str | None) -> str | None:
     """The running user's own odbc.ini, as unixODBC finds it ($ODBCINI, else
     ~/.odbc.ini of the real uid), when it defines DSN `dsn`; else None."""
     if not dsn:
@@ -110,7 +112,7 @@ def users_dsn_file(dsn):
 
 # -- root without an asterisk user ----------------------------------------------
 
-def roots_own_config(config_path, user):
+def roots_own_config(config_path: str, user: str) -> str:
     real = os.path.realpath(config_path)
     unsafe = first_unsafe_name(real)
     if unsafe:
@@ -119,7 +121,7 @@ def roots_own_config(config_path, user):
     return real
 
 
-def first_unsafe_name(real_path):
+def first_unsafe_name(real_path: str) -> str | None:
     """The first name on the way to `real_path` (no links in it) that a user
     other than root could change, or None. A name that does not exist is
     safe only where no one but root may create it."""
@@ -136,13 +138,13 @@ def first_unsafe_name(real_path):
     return None
 
 
-def names_on_the_way(real_path):
+def names_on_the_way(real_path: str) -> list[str]:
     """'/etc/asterisk/x.conf' -> ['/', '/etc', '/etc/asterisk', '/etc/asterisk/x.conf']"""
     parts = [part for part in real_path.split("/") if part]
     return ["/"] + ["/" + "/".join(parts[:count]) for count in range(1, len(parts) + 1)]
 
 
-def roots_alone(status, below_exists):
+def roots_alone(status: os.stat_result, below_exists: bool) -> bool:
     """Only root can change this name: owned by root, not writable by group
     or others. A sticky folder of root's (/tmp) passes when the name below
     it exists: only that name's owner, checked next, may replace it."""

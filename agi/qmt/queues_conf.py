@@ -7,6 +7,8 @@ and what it #includes (FreePBX: queues_additional.conf and others), with
 templates ([name](!) and [queue](name)).
 """
 
+from __future__ import annotations
+
 import os
 import re
 import stat
@@ -21,12 +23,13 @@ SETTING = re.compile(r"([A-Za-z0-9_-]+)\s*=>?\s*(.*)$")
 
 class Section:
     __slots__ = ("template", "parents", "values")
+    values: dict[str, str]
 
-    def __init__(self, template, parents):
+    def __init__(self, template: bool, parents: list[str]) -> None:
         self.template, self.parents, self.values = template, parents, {}
 
 
-def read_regular_file(path):
+def read_regular_file(path: str) -> str:
     """A regular file's text; OSError for anything else. Opened without
     blocking: a FIFO planted where a config belongs must not stall `qmt
     doctor` (nor install.sh --check, which runs it)."""
@@ -40,11 +43,11 @@ def read_regular_file(path):
         os.close(handle)
 
 
-def read_sections(path, sections=None, depth=0):
+def read_sections(path: str, sections: dict[str, Section] | None = None, depth: int = 0) -> dict[str, Section]:
     """{name: Section} of a config file and its #includes (relative to its
     folder); an include that cannot be read is skipped, as #tryinclude is."""
     sections = {} if sections is None else sections
-    current = None
+    current: Section | None = None
     try:
         lines = read_regular_file(path).splitlines()
     except OSError:
@@ -70,7 +73,7 @@ def read_sections(path, sections=None, depth=0):
     return sections
 
 
-def _value(sections, name, key, seen=()):
+def _value(sections: dict[str, Section], name: str, key: str, seen: tuple[str, ...] = ()) -> str | None:
     """The key's value in a section, else from its templates (the last one
     listed wins, as Asterisk applies them in order), else None."""
     section = sections.get(name)
@@ -85,13 +88,13 @@ def _value(sections, name, key, seen=()):
     return None
 
 
-def queue_timeouts(path=QUEUES_CONF):
+def queue_timeouts(path: str = QUEUES_CONF) -> dict[str, int] | None:
     """{queue: ring timeout in seconds, 0 for none} of every queue the
     files define; None when queues.conf itself cannot be read."""
     if not os.access(path, os.R_OK) or not os.path.isfile(path):
         return None
     sections = read_sections(path)
-    timeouts = {}
+    timeouts: dict[str, int] = {}
     for name, section in sections.items():
         if section.template or name == "general":
             continue

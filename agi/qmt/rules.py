@@ -5,12 +5,32 @@ PIN format: what the AGI, `qmt check`, `status` and `sweep` decide, they
 decide here, from values handed in.
 """
 
+from __future__ import annotations
+
 import datetime
 import re
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Literal, Optional, Union
 
-from .dialplan import (DENIED, ERROR, LOGGEDIN, LOGGEDOUT, PAUSE_BREAK, PAUSE_MISSED, PAUSED, QAGENT_UNAUTHORIZED,
-                       QMT_COUNT, QMT_IFACE, QMT_INTERFACE, QMT_NAME, QMT_PENALTY, QMT_QUEUE, QMT_REASON, QUEUESTAT,
-                       QUEUEUSER)
+from .dialplan import (
+    DENIED,
+    ERROR,
+    LOGGEDIN,
+    LOGGEDOUT,
+    PAUSE_BREAK,
+    PAUSE_MISSED,
+    PAUSED,
+    QAGENT_UNAUTHORIZED,
+    QMT_COUNT,
+    QMT_IFACE,
+    QMT_INTERFACE,
+    QMT_NAME,
+    QMT_PENALTY,
+    QMT_QUEUE,
+    QMT_REASON,
+    QUEUESTAT,
+    QUEUEUSER,
+)
 from .pin import hashes_to_check, is_pin_hash
 
 ASCII_DIGITS = frozenset("0123456789")
@@ -38,7 +58,8 @@ ACTIVE, DISABLED, EXPIRED, NOT_YET_VALID, BAD_ROW = "active", "disabled", "expir
 
 # -- numbers and names --------------------------------------------------------
 
-def normalise_number(raw, country_code="7", trunk_prefix="8", national_length=10):
+def normalise_number(raw: object, country_code: str = "7", trunk_prefix: str = "8",
+                     national_length: int = 10) -> str | None:
     """Return the caller's number in international form (digits only), or
     None when it is not a plausible phone number. `raw` is hostile."""
     if not isinstance(raw, str):
@@ -59,24 +80,25 @@ def normalise_number(raw, country_code="7", trunk_prefix="8", national_length=10
     return digits
 
 
-def typed_number(text, country_code="7", trunk_prefix="8", national_length=10):
+def typed_number(text: str | None, country_code: str = "7", trunk_prefix: str = "8",
+                 national_length: int = 10) -> str | None:
     """A number as an admin types it ('8 (911) 222-33-44'): separators go,
     then it is normalised exactly as a caller ID; None if no call could match."""
     return normalise_number(TYPED_SEPARATORS.sub("", text or ""), country_code, trunk_prefix,
                             national_length)
 
 
-def is_valid_queue_name(name):
+def is_valid_queue_name(name: object) -> bool:
     return isinstance(name, str) and bool(QUEUE_NAME.match(name))
 
 
-def same_queue(one, other):
+def same_queue(one: str, other: str) -> bool:
     """Queue names compared as Asterisk compares them: app_queue finds a
     queue by its name in any case, so the row 'Support' is queue 'support'."""
     return one.lower() == other.lower()
 
 
-def safe_member_name(name, fallback):
+def safe_member_name(name: object, fallback: str) -> str:
     """The member name as AddQueueMember can take it: letters (any script),
     ASCII digits, space and ._- are kept, anything else (commas, quotes, |,
     parentheses would split or break its arguments) is dropped; runs of
@@ -89,11 +111,11 @@ def safe_member_name(name, fallback):
     return kept or fallback
 
 
-def interface_for(template, number):
+def interface_for(template: str, number: str) -> str:
     return template.replace("{number}", number)
 
 
-def number_in_interfaces(templates, interface):
+def number_in_interfaces(templates: Iterable[str], interface: object) -> str | None:
     """The number of a member interface made from any of `templates`, or None."""
     for template in templates:
         number = number_in_interface(template, interface)
@@ -102,7 +124,7 @@ def number_in_interfaces(templates, interface):
     return None
 
 
-def number_in_interface(template, interface):
+def number_in_interface(template: str, interface: object) -> str | None:
     """The number of a member interface made from `template`, or None when
     the interface is not one of ours (compared as Asterisk does: any case)."""
     head, _, tail = template.partition("{number}")
@@ -114,20 +136,20 @@ def number_in_interface(template, interface):
     return number if MIN_DIGITS <= len(number) <= MAX_DIGITS and not set(number) - ASCII_DIGITS else None
 
 
-def printable(text, limit):
+def printable(text: object, limit: int) -> str:
     """Text made safe for one log line and for a quoted AGI argument: printable
     ASCII except the quote and backslash (pyst2 escapes nothing); the rest '?'."""
     return "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in str(text)[:limit])
 
 
-def without_passwords(text):
+def without_passwords(text: object) -> str:
     """Connection strings and driver messages with every password value hidden."""
     return PASSWORD_VALUE.sub(r"\1***", str(text))
 
 
 # -- rows ---------------------------------------------------------------------
 
-def as_utc_naive(value):
+def as_utc_naive(value: object) -> datetime.datetime | None:
     """A table time as a naive UTC datetime; None for NULL. Raises
     ValueError for anything that is not a date or time."""
     if value is None:
@@ -151,7 +173,8 @@ class Grant:
 
     __slots__ = ("queue", "penalty", "member_name", "status", "problem", "pin_hash", "confirm")
 
-    def __init__(self, queue, penalty, member_name, status, problem=None, pin_hash=None, confirm=None):
+    def __init__(self, queue: str, penalty: int, member_name: str, status: str, problem: str | None = None,
+                 pin_hash: str | None = None, confirm: bool | None = None) -> None:
         self.queue = queue
         self.penalty = penalty
         self.member_name = member_name
@@ -161,14 +184,18 @@ class Grant:
         self.confirm = confirm
 
     @property
-    def active(self):
+    def active(self) -> bool:
         return self.status == ACTIVE
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Grant(%r, %r, %r, %s)" % (self.queue, self.penalty, self.member_name, self.status)
 
 
-def judge_row(row, number, now):
+# A row as read from the table: the columns of allowlist.rows_by_name(), any type the driver gives.
+Row = tuple[Any, ...]
+
+
+def judge_row(row: Sequence[Any], number: str, now: datetime.datetime) -> Grant | None:
     """Turn a raw (queue, penalty, member_name, enabled, valid_from,
     valid_until[, pin_hash[, confirm_answer]]) row into a Grant; a row that
     is malformed never grants. None for a row whose queue name could never
@@ -192,7 +219,8 @@ def judge_row(row, number, now):
                  pin_hash=pin_hash, confirm=confirm)
 
 
-def _row_status(enabled, starts, ends, now):
+def _row_status(enabled: Any, starts: datetime.datetime | None, ends: datetime.datetime | None,
+                now: datetime.datetime) -> str:
     if _as_flag(enabled) != 1:
         return DISABLED
     if starts is not None and now < starts:
@@ -202,7 +230,7 @@ def _row_status(enabled, starts, ends, now):
     return ACTIVE
 
 
-def _as_penalty(value):
+def _as_penalty(value: Any) -> int | None:
     """An integer penalty in 0..MAX_PENALTY (NULL is 0), else None."""
     try:
         penalty = int(value if value is not None else 0)
@@ -211,7 +239,7 @@ def _as_penalty(value):
     return penalty if 0 <= penalty <= MAX_PENALTY else None
 
 
-def _as_confirm(value):
+def _as_confirm(value: object) -> bool | None:
     """confirm_answer: NULL is None (the config decides); only a plain 0
     turns confirmation off, so that a garbled value keeps the safe side."""
     if value is None:
@@ -219,7 +247,7 @@ def _as_confirm(value):
     return str(value).strip() not in ("0", "0.0", "False", "false")
 
 
-def _as_flag(value):
+def _as_flag(value: Any) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
@@ -233,11 +261,11 @@ class LookupFailure:
 
     __slots__ = ("reason", "detail")
 
-    def __init__(self, reason, detail=""):
+    def __init__(self, reason: str, detail: str = "") -> None:
         self.reason = reason
         self.detail = detail
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "LookupFailure(%s, %r)" % (self.reason, self.detail)
 
 
@@ -247,7 +275,8 @@ class Decision:
 
     __slots__ = ("state", "reason", "grants", "detail", "interfaces")
 
-    def __init__(self, state, reason, grants=(), detail="", interfaces=None):
+    def __init__(self, state: str, reason: str, grants: Iterable[Grant] = (), detail: str = "",
+                 interfaces: dict[str, str] | None = None) -> None:
         self.state = state
         self.reason = reason
         self.grants = list(grants)
@@ -255,18 +284,23 @@ class Decision:
         self.interfaces = dict(interfaces or {})
 
     @property
-    def queues(self):
+    def queues(self) -> list[str]:
         return [grant.queue for grant in self.grants]
 
     @property
-    def action(self):
+    def action(self) -> str:
         return {LOGGEDIN: "logout", LOGGEDOUT: "login", PAUSED: "resume"}.get(self.state, "none")
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Decision(%s, %s, %s)" % (self.state, self.reason, self.queues)
 
 
-def leaving(number, queues):
+# What an allowlist lookup gives: (grants, None), or (None, the failure).
+LookupResult = tuple[Optional[list[Grant]], Optional[LookupFailure]]
+Lookup = Callable[[], LookupResult]
+
+
+def leaving(number: str, queues: Iterable[str]) -> list[Grant]:
     """The grants of a member's logout: only the queue matters."""
     return [Grant(queue, 0, number, ACTIVE) for queue in queues]
 
@@ -279,20 +313,26 @@ class Membership:
 
     __slots__ = ("interface", "paused", "reason")
 
-    def __init__(self, interface, paused=False, reason=None):
+    def __init__(self, interface: str, paused: bool = False, reason: str | None = None) -> None:
         self.interface = interface
         self.paused = paused
         self.reason = reason
 
     @property
-    def resumable(self):
+    def resumable(self) -> bool:
         return self.paused and self.reason in RESUMABLE_PAUSES
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Membership(%r, paused=%r, reason=%r)" % (self.interface, self.paused, self.reason)
 
 
-def decide_one_queue(number, queue, queue_exists, membership, lookup):
+# Asterisk's answer on a number in one queue: its Membership, False (not a
+# member), or None (the member list was too long to trust).
+MembershipAnswer = Union[Membership, Literal[False], None]
+
+
+def decide_one_queue(number: str, queue: str, queue_exists: bool, membership: MembershipAnswer,
+                     lookup: Lookup) -> Decision:
     """Toggle in one named queue. `membership` is a Membership, False, or
     None when Asterisk's member list was too long to trust. `lookup()`
     gives (grants, LookupFailure or None); a plain logout never asks it, so
@@ -306,6 +346,7 @@ def decide_one_queue(number, queue, queue_exists, membership, lookup):
     grants, failure = lookup()
     if failure is not None:
         return Decision(ERROR, failure.reason, detail=failure.detail)
+    assert grants is not None                       # the lookup's contract: grants when no failure
     for grant in grants:
         if same_queue(grant.queue, queue) and grant.active:
             return Decision(LOGGEDOUT, "permitted", [grant])
@@ -314,7 +355,7 @@ def decide_one_queue(number, queue, queue_exists, membership, lookup):
     return Decision(DENIED, "not_permitted", detail=queue)
 
 
-def decide_for_member(number, memberships, lookup):
+def decide_for_member(number: str, memberships: dict[str, Membership], lookup: Lookup) -> Decision:
     """A member calls: paused by the ring path in a queue he is still
     permitted in, he is resumed there (PAUSED, the state before, with the
     rows' PINs: resuming follows the login's PIN rule); otherwise he leaves
@@ -327,6 +368,7 @@ def decide_for_member(number, memberships, lookup):
     if paused:
         grants, failure = lookup()
         if failure is None:
+            assert grants is not None               # the lookup's contract: grants when no failure
             resumable = resumable_grants(paused, grants)
             if resumable:
                 return Decision(PAUSED, "paused", resumable, interfaces=interfaces)
@@ -335,7 +377,7 @@ def decide_for_member(number, memberships, lookup):
     return Decision(LOGGEDIN, "member", leaving(number, list(memberships)), detail=detail, interfaces=interfaces)
 
 
-def resumable_grants(paused_queues, grants):
+def resumable_grants(paused_queues: Iterable[str], grants: Sequence[Grant]) -> list[Grant]:
     """A grant per paused queue that a live row still permits, named as
     Asterisk names the queue and carrying that row's PIN hash."""
     resumable = []
@@ -347,24 +389,26 @@ def resumable_grants(paused_queues, grants):
     return resumable
 
 
-def member_by(listed, interfaces):
+def member_by(listed: Iterable[str], interfaces: Iterable[str]) -> str | None:
     """Which of `interfaces` (the ring path's first) is among the member
     interfaces `listed`, compared as Asterisk does (any case); None if none."""
     present = {member.strip().lower() for member in listed}
     return next((interface for interface in interfaces if interface.lower() in present), None)
 
 
-def candidate_queues(grants, known_queues):
+def candidate_queues(grants: Iterable[Grant] | None, known_queues: Iterable[str]) -> list[str]:
     """Queues the all-queues toggle looks at: every row of this number, live
     or not, plus the queues known without the table (the managed list and
     those with persisted members), so that a revoked member can still leave."""
-    seen = {}
+    seen: dict[str, str] = {}
     for queue in [grant.queue for grant in grants or ()] + list(known_queues):
         seen.setdefault(queue.lower(), queue)
     return list(seen.values())
 
 
-def decide_all_queues(number, grants, lookup_failure, existing, memberships, unsure=()):
+def decide_all_queues(number: str, grants: list[Grant] | None, lookup_failure: LookupFailure | None,
+                      existing: Iterable[str], memberships: dict[str, Membership],
+                      unsure: Sequence[str] = ()) -> Decision:
     """Toggle in all the caller's queues: a member of any is resumed where
     paused (decide_for_member) or leaves all of those; otherwise he joins
     every existing queue he is permitted in. `grants` is None when the
@@ -377,6 +421,7 @@ def decide_all_queues(number, grants, lookup_failure, existing, memberships, uns
         return Decision(ERROR, "member_list_too_long", detail=",".join(unsure))
     if lookup_failure is not None:
         return Decision(ERROR, lookup_failure.reason, detail=lookup_failure.detail)
+    assert grants is not None                       # the lookup's contract: grants when no failure
     live = [grant for grant in grants if grant.active]
     existing = {queue.lower() for queue in existing}
     joinable = [grant for grant in live if grant.queue.lower() in existing]
@@ -393,14 +438,15 @@ def decide_all_queues(number, grants, lookup_failure, existing, memberships, uns
     return Decision(DENIED, "not_permitted")
 
 
-def confirms_answer(grants, default):
+def confirms_answer(grants: Sequence[Grant], default: bool) -> bool:
     """Whether the ring path asks this number to press 1: it is one member
     interface for all its queues, so confirmation is off only when every
     row joined turns it off (a NULL row follows the config's default)."""
     return any(default if grant.confirm is None else grant.confirm for grant in grants) or not grants
 
 
-def pin_needed(decision, lookup, required, for_logout):
+def pin_needed(decision: Decision, lookup: Lookup | None, required: bool,
+               for_logout: bool) -> tuple[bool, list[str], str | None]:
     """Whether a call must enter a PIN: (ask, the hashes it must match, the
     reason it is refused whatever is keyed, or None). `lookup()` gives the
     allowlist answer (grants, failure). With `required`, a stranger and a
@@ -414,9 +460,9 @@ def pin_needed(decision, lookup, required, for_logout):
             return True, hashes, None if hashes else "pin_not_set"
     elif decision.state == DENIED and decision.reason == "not_permitted" and required:
         return True, [], "not_permitted"
-    elif decision.state == LOGGEDIN and for_logout:
+    elif decision.state == LOGGEDIN and for_logout and lookup is not None:
         grants, failure = lookup()
-        hashes = [] if failure else hashes_to_check(
+        hashes = [] if failure or grants is None else hashes_to_check(
             [g for g in grants if any(same_queue(g.queue, queue) for queue in decision.queues)])
         if hashes:
             return True, hashes, None
@@ -430,14 +476,14 @@ def pin_needed(decision, lookup, required, for_logout):
 NO_ROUTE, ROUTE_UNKNOWN = "no_route", "route_unknown"
 
 
-def rings_again(decision):
+def rings_again(decision: Decision) -> bool:
     """A login or a resume: the decisions that put a number back to ringing
     through the outbound route. A logout never asks the route: a member may
     always leave."""
     return decision.state in (LOGGEDOUT, PAUSED)
 
 
-def after_route_check(decision, dialable, route, number):
+def after_route_check(decision: Decision, dialable: str, route: str, number: str) -> Decision:
     """The decision once Asterisk has said whether the context `route` can
     dial `number`: `dialable` is DIALPLAN_EXISTS()'s text, "1" or "0";
     anything else is no answer. A refusal's detail names the queues."""
@@ -451,7 +497,8 @@ def after_route_check(decision, dialable, route, number):
         route, number, printable(dialable, 20), refused))
 
 
-def answer_variables(number, decision, interface, ring=()):
+def answer_variables(number: str | None, decision: Decision, interface: str,
+                     ring: Iterable[tuple[str, str]] = ()) -> list[tuple[str, str]]:
     """The (name, value) pairs the dialplan reads, in the order sent.
     `ring` holds the ring path's settings (QMT_RING_*), sent with a login
     only. QUEUESTAT goes last: until it is set the dialplan's preset ERROR
@@ -480,7 +527,7 @@ def answer_variables(number, decision, interface, ring=()):
 PERMITTED, REVOKED, NOT_IN_TABLE, UNREADABLE = "permitted", "revoked", "not_in_table", "unreadable"
 
 
-def standing(grants, queue):
+def standing(grants: Iterable[Grant], queue: str) -> str:
     """How the table stands on a member of `queue`: PERMITTED, REVOKED
     (disabled), EXPIRED (or not yet valid), NOT_IN_TABLE, or BAD_ROW."""
     mine = [grant for grant in grants if same_queue(grant.queue, queue)]
@@ -502,7 +549,7 @@ def standing(grants, queue):
 RING_FAULT = re.compile(r"([1-9][0-9]{0,9})\|([A-Z_]{1,20})\|([0-9]{0,3})\Z")
 
 
-def ring_fault(text):
+def ring_fault(text: str | None) -> tuple[int, str, str] | None:
     """The fault record as (epoch seconds, status, cause or ''); None when
     there is none, ValueError when it is not one the ring path writes."""
     if text is None or text == "":
@@ -513,7 +560,7 @@ def ring_fault(text):
     return int(found.group(1)), found.group(2), found.group(3)
 
 
-def sweep_verdict(member_standing, in_call):
+def sweep_verdict(member_standing: str, in_call: bool) -> str:
     """What `qmt sweep` does with one mobile member: 'remove' when its
     permission is gone, 'wait' when it is gone but the member is on a call
     (next run), 'keep' otherwise (a bad row is kept: it cannot be judged)."""

@@ -43,10 +43,16 @@ Any failure ends in QUEUESTAT=ERROR (or no answer at all, which the dialplan
 also treats as ERROR): never in a login.
 """
 
+from __future__ import annotations
+
+import datetime
 import os
 import signal
 import sys
 import time
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, NoReturn, cast
 
 from .allowlist import AllowlistRead
 from .ami import AmiPauseReasons
@@ -55,11 +61,25 @@ from .decision import decide, utc_now
 from .log import LOG_TAG, decision_line, write_log
 from .pbx import Channel, strict_agi
 from .pin import ASTDB_FAMILY, DECOY_HASH, LockRecord, verify_pin
-from .rules import (DENIED, ERROR, LOGGEDOUT, Decision, after_route_check, confirms_answer, normalise_number,
-                    pin_needed, printable, rings_again)
+from .rules import (
+    DENIED,
+    ERROR,
+    LOGGEDOUT,
+    Decision,
+    after_route_check,
+    confirms_answer,
+    normalise_number,
+    pin_needed,
+    printable,
+    rings_again,
+)
+
+if TYPE_CHECKING:
+    from asterisk.agi import AGI
 
 
-def decide_for_caller(channel, settings, config_problem, now):
+def decide_for_caller(channel: Channel, settings: Settings, config_problem: ConfigError | None,
+                      now: datetime.datetime) -> tuple[str | None, Decision, AllowlistRead | None]:
     """(number, Decision, AllowlistRead) for this call; number and the read
     are None when the call is refused before any lookup. A checked number
     takes its toggle's lock first (waiting up to 3 s): the database's time
@@ -85,7 +105,7 @@ def decide_for_caller(channel, settings, config_problem, now):
         allowlist
 
 
-def check_route(channel, settings, number, decision):
+def check_route(channel: Channel, settings: Settings, number: str, decision: Decision) -> Decision:
     """A login or a resume puts the number back to ringing through the
     outbound route ([member] route): refused (ERROR no_route) when the route
     cannot dial it, for every queue call to it would fail inside the PBX,
@@ -105,7 +125,7 @@ PROMPT_SECONDS = 8
 FIRST_PROMPT, RETRY_PROMPT = "agent-pass", "auth-incorrect"     # "password incorrect, please enter..."
 
 
-def pin_dialogue_seconds(settings):
+def pin_dialogue_seconds(settings: Settings) -> int:
     """The whole dialogue's bound: every try's prompts and a wait for every
     digit, so a slow typist is never cut off; a stalled Asterisk still is."""
     per_try = 2 * PROMPT_SECONDS + settings.pin_digit_timeout * (settings.pin_max_digits + 1)
@@ -118,20 +138,20 @@ class LockLedger:
     record is ever kept for him) gets the same astdb requests, reads
     instead of writes, so that the time after '#' tells nothing."""
 
-    def __init__(self, channel, number, settings, counted):
+    def __init__(self, channel: Channel, number: str, settings: Settings, counted: bool) -> None:
         self.channel, self.number, self.settings, self.counted = channel, number, settings, counted
 
-    def read(self):
+    def read(self) -> LockRecord:
         stored = self.channel.astdb_get(ASTDB_FAMILY, self.number)
         return LockRecord.parse(stored) if self.counted else LockRecord()
 
-    def write(self, record):
+    def write(self, record: LockRecord) -> None:
         if self.counted:
             self.channel.astdb_put(ASTDB_FAMILY, self.number, record.text())
         else:
             self.channel.astdb_get(ASTDB_FAMILY, self.number)     # the same round trip, nothing kept
 
-    def count_failure(self, now):
+    def count_failure(self, now: int) -> LockRecord:
         """One more wrong PIN, unless the number is already locked."""
         record = self.read()
         if not record.locked(now):
@@ -141,13 +161,14 @@ class LockLedger:
         return record
 
 
-def pin_matches(keyed, hashes):
+def pin_matches(keyed: str, hashes: Sequence[str]) -> bool:
     """Every hash must accept the PIN. With no hash (a stranger) a decoy of
     the same cost is checked, and fails."""
     return all([verify_pin(keyed, stored) for stored in hashes or [DECOY_HASH]]) and bool(hashes)
 
 
-def check_pin(channel, settings, number, decision, allowlist):
+def check_pin(channel: Channel, settings: Settings, number: str, decision: Decision,
+              allowlist: AllowlistRead | None) -> Decision:
     """The PIN step: the decision itself when no PIN is needed or the right
     one was keyed; else DENIED (wrong_pin, locked_out, pin_not_set,
     no_pin_keyed or the refusal it had). Wrong PINs of a listed number
@@ -179,7 +200,8 @@ def check_pin(channel, settings, number, decision, allowlist):
     return pin_refusal(settings, refusal, record, locked_before, keyed_any)
 
 
-def pin_refusal(settings, refusal, record, locked_before, keyed_any):
+def pin_refusal(settings: Settings, refusal: str | None, record: LockRecord, locked_before: bool,
+                keyed_any: bool) -> Decision:
     if record.locked(int(time.time())):
         return Decision(DENIED, "locked_out", detail="locked before this call" if locked_before else
                         "locked by this call")
@@ -190,7 +212,8 @@ def pin_refusal(settings, refusal, record, locked_before, keyed_any):
     return Decision(DENIED, "wrong_pin", detail="%d tries" % settings.pin_tries)
 
 
-def run(agi, settings, config_problem=None, now=None):
+def run(agi: AGI, settings: Settings, config_problem: ConfigError | None = None,
+        now: datetime.datetime | None = None) -> Decision | None:
     """One call: decide, answer the dialplan, log one line. Returns the
     Decision, or None when nothing was answered (the channel went away, or
     Asterisk's replies could not be trusted)."""
@@ -198,6 +221,8 @@ def run(agi, settings, config_problem=None, now=None):
     reasons = AmiPauseReasons(settings)
     channel = Channel(agi, reasons)
     now = now or utc_now()
+    number: str | None
+    decision: Decision | None
     number, decision = None, None
     try:
         if not channel.in_step():
@@ -239,7 +264,7 @@ def run(agi, settings, config_problem=None, now=None):
     return decision
 
 
-def main():
+def main() -> NoReturn:
     """The AGI script's entry point. Never returns."""
     # The default SIGALRM action kills the process: the last resort if a
     # driver blocks in C past every timeout. The dialplan's preset
@@ -254,7 +279,7 @@ def main():
     try:
         run(strict_agi(sys.stdin.buffer, sys.stdout), settings, config_problem)
     except Exception as exc:  # a bug of ours: fail closed, one line, no traceback
-        where = exc.__traceback__
+        where = cast(TracebackType, exc.__traceback__)      # a caught exception always has one
         while where.tb_next:
             where = where.tb_next
         write_log(settings, "%s: internal error %s at line %d: %s" % (
