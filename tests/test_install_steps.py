@@ -6,7 +6,6 @@ import io
 import os
 
 import pytest
-
 from qmt.install import asterisk
 from qmt.install.connection import any_dsn, config_connection, masked, plain_dsn
 from qmt.install.facts import CONFIG, MANIFEST, ODBC_INI
@@ -75,7 +74,7 @@ def test_a_context_is_loaded_when_dialplan_show_names_it():
 
 def test_running_asks_asterisk_and_reads_past_the_warning(tmp_path, monkeypatch):
     fake = tmp_path / "asterisk"
-    fake.write_text("#!/bin/sh\nprintf '%s%s'\n" % (EID.replace("%", "%%"), VERSION))
+    fake.write_text(f"#!/bin/sh\ncat <<'X'\n{EID}{VERSION}X\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
     assert asterisk.running()
