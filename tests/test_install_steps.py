@@ -76,7 +76,7 @@ def test_running_asks_asterisk_and_reads_past_the_warning(tmp_path, monkeypatch)
     fake = tmp_path / "asterisk"
     fake.write_text(f"#!/bin/sh\ncat <<'X'\n{EID}{VERSION}X\n")
     fake.chmod(0o755)
-    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path) + os.pathsep + os.environ["PATH"])
     assert asterisk.running()
     fake.write_text("#!/bin/sh\necho 'Unable to connect'; exit 1\n")
     assert not asterisk.running()
