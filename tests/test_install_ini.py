@@ -106,6 +106,11 @@ def test_without_lines_removes_only_matching_lines():
     assert ini.without_lines(text, lambda line: line == "#include a.conf") == "[x]\nkeep\n"
 
 
+def test_ended_ends_a_last_line_once():
+    assert ini.ended("[qmt]\nsecret = s") == "[qmt]\nsecret = s\n"
+    assert ini.ended("x\n") == "x\n" and ini.ended("") == ""
+
+
 def test_a_template_header_keeps_its_marks_in_its_name():
     assert ini.section_name("[directories](!) ; stock\n") == "directories](!) ; stock"
     assert ini.section_name("  [general]  \n") == "general"

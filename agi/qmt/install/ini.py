@@ -120,6 +120,11 @@ def with_key(text: str, section: str, key: str, new: str) -> str:
     return "".join(lines)
 
 
+def ended(text: str) -> str:
+    """text with its last line ended, so that what is added starts a line."""
+    return text + "\n" if text and not text.endswith("\n") else text
+
+
 def without_lines(text: str, unwanted: Callable[[str], bool]) -> str:
     """text without the lines for which unwanted(line without its end) is true."""
     return "".join(line for line in split_lines(text) if not unwanted(body(line)))

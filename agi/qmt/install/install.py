@@ -316,7 +316,7 @@ class Install(Run):
         before, file = self.report.changes, self.ami_account_file()
         kept = ""
         if file == MANAGER_CUSTOM and self.exists(file):
-            kept = ini.without_section(self.text(file), AMI_USER)
+            kept = ini.ended(ini.without_section(self.text(file), AMI_USER))
         account = kept + ami_section(self.ini_value(CONFIG, "ami", "secret"))
         self.files.mkdir(os.path.dirname(file))
         self.install_file(account.encode("utf-8", "surrogateescape"), file, 0o640, "root:" + AST_USER, "ami")
