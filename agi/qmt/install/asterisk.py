@@ -70,7 +70,8 @@ def ring_members(output: str) -> list[tuple[str, str]]:
     """(queue, interface) of every ring path member in `queue show`: each queue's
     first line is "<queue> has N calls ...", its members indented below; any other
     line, such as a warning before the answer, names no queue."""
-    found, queue = set(), ""
+    found: set[tuple[str, str]] = set()
+    queue = ""
     for line in output.splitlines():
         header = QUEUE_HEADER.match(line)
         if header:

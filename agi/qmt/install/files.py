@@ -93,7 +93,7 @@ class SafeFiles:
     def check(self, path: str) -> None:
         """Refuse path now if it is unsafe; a missing file or folder is fine."""
         with self._guard("check", path):
-            folder = self._folder_of(path, missing_ok=True)
+            folder = self._folder_if_there(path)
             if folder is not None:
                 with _closing(folder):
                     self._existing(folder, path)
@@ -101,7 +101,7 @@ class SafeFiles:
     def status(self, path: str) -> os.stat_result | None:
         """path's stat (a vetted regular file), None when it or its folder is missing."""
         with self._guard("check", path):
-            folder = self._folder_of(path, missing_ok=True)
+            folder = self._folder_if_there(path)
             if folder is None:
                 return None
             with _closing(folder):
@@ -110,7 +110,7 @@ class SafeFiles:
     def read(self, path: str) -> bytes:
         """path's bytes; a missing file reads as empty."""
         with self._guard("read", path):
-            folder = self._folder_of(path, missing_ok=True)
+            folder = self._folder_if_there(path)
             if folder is None:
                 return b""
             with _closing(folder):
@@ -126,14 +126,14 @@ class SafeFiles:
     def write(self, path: str, data: bytes, want: Ownership = Ownership()) -> None:
         """data becomes path's contents, keeping its mode and owner unless given."""
         with self._guard("write", path):
-            folder = self._folder_of(path)
+            folder = self._open_folder(os.path.dirname(path))
             with _closing(folder):
                 self._replace(folder, path, data, self._wanted(self._existing(folder, path), want))
 
     def append(self, path: str, data: bytes, want: Ownership = Ownership()) -> None:
         """data added to path (its last line ended first); a missing file is made."""
         with self._guard("append", path):
-            folder = self._folder_of(path)
+            folder = self._open_folder(os.path.dirname(path))
             with _closing(folder):
                 st = self._existing(folder, path)
                 if st is not None:
@@ -145,7 +145,7 @@ class SafeFiles:
     def chmod(self, path: str, want: Ownership) -> None:
         """Set path's mode and owner (those not given kept), through the open file."""
         with self._guard("chmod", path):
-            folder = self._folder_of(path)
+            folder = self._open_folder(os.path.dirname(path))
             with _closing(folder):
                 fd, st = self._open_existing(folder, path)
                 with _closing(fd):
@@ -156,7 +156,7 @@ class SafeFiles:
     def remove(self, path: str) -> None:
         """Remove path, if there."""
         with self._guard("remove", path):
-            folder = self._folder_of(path, missing_ok=True)
+            folder = self._folder_if_there(path)
             if folder is not None:
                 with _closing(folder):
                     if self._existing(folder, path) is not None:
@@ -193,13 +193,12 @@ class SafeFiles:
         if st.st_mode & stat.S_IWOTH:
             raise Refused(f"the folder {where} is writable by anyone")
 
-    def _folder_of(self, path: str, missing_ok: bool = False) -> int | None:
+    def _folder_if_there(self, path: str) -> int | None:
+        """path's folder, None when it is missing: nothing there to refuse, read or remove."""
         try:
             return self._open_folder(os.path.dirname(path))
         except FileNotFoundError:
-            if missing_ok:
-                return None         # nothing there to refuse, read or remove
-            raise
+            return None
 
     def _open_folder(self, where_to: str, create: tuple[int, int, int] | None = None) -> int:
         """The folder where_to, walked from the top as given (no realpath: it would

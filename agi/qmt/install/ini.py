@@ -125,10 +125,10 @@ def ended(text: str) -> str:
     return text + "\n" if text and not text.endswith("\n") else text
 
 
-def without_lines(text: str, unwanted: Callable[[str], bool]) -> str:
+def without_lines(text: str, unwanted: Callable[[str], object]) -> str:
     """text without the lines for which unwanted(line without its end) is true."""
     return "".join(line for line in split_lines(text) if not unwanted(body(line)))
 
 
-def has_line(text: str, predicate: Callable[[str], bool]) -> bool:
-    return any(predicate(body(line)) for line in split_lines(text))
+def has_line(text: str, predicate: Callable[[str], object]) -> bool:
+    return any(bool(predicate(body(line))) for line in split_lines(text))

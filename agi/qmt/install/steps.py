@@ -130,7 +130,7 @@ class Run:
     def psqlodbc_commlog_on(self) -> bool:
         """The driver reads the value with atoi(): on when > 0."""
         found = LEADING_NUMBER.match(self.psqlodbc_commlog())
-        return bool(found) and int(found.group(0)) > 0
+        return found is not None and int(found.group(0)) > 0
 
     def has_pg_driver(self) -> bool:
         return ini.has_section(self.text(ODBCINST_INI), PG_DRIVER)
