@@ -15,6 +15,8 @@ qmt.toggle) and the admin command `qmt` (qmt.cli). Modules, one concern each:
     toggle        one AGI call: ask, decide, answer the dialplan
     cli           the `qmt` command
     privileges    root's `qmt` becomes the asterisk user before it reads anything
+    install       install.sh's file steps, --check and --uninstall (stdlib only; run
+                  from the source tree, not installed in the venv)
 """
 
 __version__ = "0.3.0"
