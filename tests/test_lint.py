@@ -7,8 +7,7 @@ import subprocess
 import sys
 
 import pytest
-
-from conftest import REPO
+from support import REPO
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # pyflakes, pycodestyle errors and warnings; the line length of setup.cfg's [flake8].
