@@ -9,9 +9,8 @@ import sqlite3
 import subprocess
 import uuid
 
+import harness as L
 import pytest
-
-import e2elib as L
 
 CONF = "/etc/asterisk/queue_mobile_toggle.conf"
 SCRIPT = "queue_mobile_toggle.py"
