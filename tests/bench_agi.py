@@ -33,8 +33,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "agi"))
 
-from conftest import REPO, OdbcHome, split_sql, write_config  # noqa: E402
 from fake_asterisk import FakeAsterisk  # noqa: E402
+from support import REPO, OdbcHome, split_sql, write_config  # noqa: E402
 
 NUMBER = "79112223344"
 TARGET_RATIO, TARGET_RSS_MB = 1.15, 30

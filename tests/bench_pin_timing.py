@@ -25,9 +25,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "agi"))
 
-from conftest import SQLITE_DRIVER, OdbcHome, make_sqlite_allowlist, write_config  # noqa: E402
 from fake_asterisk import FakeAsterisk  # noqa: E402
 from qmt.pin import hash_pin  # noqa: E402
+from support import SQLITE_DRIVER, OdbcHome, make_sqlite_allowlist, write_config  # noqa: E402
 
 LISTED, STRANGER, PIN = "79112223344", "79990001122", "246813"
 

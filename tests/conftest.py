@@ -1,188 +1,23 @@
 """Shared fixtures: a real SQLite3 ODBC allowlist built from sql/, a config
-file for the script, and the fake Asterisk that runs it over pipes."""
+file for the script, and the fake Asterisk that runs it over pipes. The
+helpers behind them are in support.py, which the tests import."""
 
-import datetime
 import os
-import shutil
 import sys
 
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(REPO, "agi"))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "agi"))
 sys.path.insert(0, HERE)
 
 from fake_ami import FakeAmi  # noqa: E402
-from fake_asterisk import FakeAsterisk  # noqa: E402
-
-SQLITE_DRIVER = "SQLite3"
-SYSTEM_ODBCINST = "/etc/odbcinst.ini"
-RING_INTERFACE = "Local/{number}@qmt-ring/n"
-OLD_INTERFACE = "Local/{number}@outbound-allroutes/n"
-
-
-def utc_text(moment):
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def utc_now():
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None, microsecond=0)
-
-
-def split_sql(path):
-    """The statements of a schema file (none of ours has ';' in a string)."""
-    with open(path, encoding="utf-8") as handle:
-        text = "\n".join(line for line in handle if not line.lstrip().startswith("--"))
-    return [statement.strip() for statement in text.split(";") if statement.strip()]
-
-
-class OdbcHome:
-    """A private ODBCSYSINI folder: odbcinst.ini copied from the system
-    (the real drivers) and an odbc.ini of our own DSNs."""
-
-    def __init__(self, folder):
-        self.folder = str(folder)
-        os.makedirs(self.folder, exist_ok=True)
-        if not os.path.exists(SYSTEM_ODBCINST):
-            pytest.fail("unixODBC is not installed (%s missing): run .ci/run or apt-get install "
-                        "unixodbc libsqliteodbc" % SYSTEM_ODBCINST)
-        shutil.copy(SYSTEM_ODBCINST, os.path.join(self.folder, "odbcinst.ini"))
-        self.dsns = {}
-        self._write()
-
-    def add_dsn(self, name, **keys):
-        self.dsns[name] = keys
-        self._write()
-
-    def _write(self):
-        with open(os.path.join(self.folder, "odbc.ini"), "w", encoding="utf-8") as handle:
-            for name, keys in self.dsns.items():
-                handle.write("[%s]\n" % name)
-                for key, value in keys.items():
-                    handle.write("%s = %s\n" % (key, value))
-                handle.write("\n")
-
-    @property
-    def env(self):
-        return {"ODBCSYSINI": self.folder, "ODBCINI": os.path.join(self.folder, "odbc.ini")}
-
-
-class Allowlist:
-    """Rows of queue_mobile_agents, written through the real ODBC driver."""
-
-    def __init__(self, connection_string, env):
-        self.connection_string = connection_string
-        self.env = env
-
-    def connect(self):
-        import pyodbc
-        saved = {key: os.environ.get(key) for key in self.env}
-        os.environ.update(self.env)
-        try:
-            return pyodbc.connect(self.connection_string, autocommit=True)
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-
-    def execute(self, sql, *params):
-        connection = self.connect()
-        try:
-            cursor = connection.cursor()
-            cursor.execute(sql, *params)
-            return cursor.fetchall() if cursor.description else None
-        finally:
-            connection.close()
-
-    def add(self, number, queue, penalty=0, member_name=None, enabled=1,
-            valid_from=None, valid_until=None):
-        self.execute(
-            "INSERT INTO queue_mobile_agents (number, queue, penalty, member_name, enabled,"
-            " valid_from, valid_until) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            number, queue, penalty, member_name, enabled,
-            utc_text(valid_from) if isinstance(valid_from, datetime.datetime) else valid_from,
-            utc_text(valid_until) if isinstance(valid_until, datetime.datetime) else valid_until)
-
-    def clear(self):
-        self.execute("DELETE FROM queue_mobile_agents")
-
-
-def write_config(path, connection, log_file, timeout=3, managed="", extra="", member=""):
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(
-            "[database]\nconnection = %s\ntimeout = %s\n\n"
-            "[member]\nroute = outbound-allroutes\n%s\n"
-            "[numbers]\ncountry_code = 7\ntrunk_prefix = 8\nnational_length = 10\n\n"
-            "[queues]\nmanaged = %s\n\n"
-            "[log]\ntarget = %s\n%s" % (connection, timeout, member, managed, log_file, extra))
-    return str(path)
-
-
-class Toggle:
-    """Everything one AGI-level test needs: allowlist, config, fake Asterisk."""
-
-    def __init__(self, tmp_path, odbc, allowlist, connection, ami=None):
-        self.tmp_path = tmp_path
-        self.odbc = odbc
-        self.allowlist = allowlist
-        self.log_file = str(tmp_path / "toggle.log")
-        self.asterisk = FakeAsterisk({"8008": [], "8010": []})
-        self.ami = ami or FakeAmi()
-        self.ami.asterisk = self.asterisk
-        self.config = write_config(tmp_path / "qmt.conf", connection, self.log_file, extra=self.ami.config())
-
-    def configure(self, connection=None, timeout=3, managed="", extra=""):
-        ami = "" if "[ami]" in extra else self.ami.config()      # a test's own [ami] wins
-        write_config(self.config, connection or "DSN=qmt_test", self.log_file, timeout, managed, ami + extra)
-
-    @property
-    def env(self):
-        env = dict(self.odbc.env)
-        env["QMT_CONFIG"] = self.config
-        return env
-
-    def call(self, callerid, queue=None, **kwargs):
-        return self.asterisk.run(callerid, arg=queue, env=self.env, **kwargs)
-
-    def log_lines(self):
-        if not os.path.exists(self.log_file):
-            return []
-        with open(self.log_file, encoding="utf-8") as handle:
-            return [line.rstrip("\n") for line in handle]
-
-    def member(self, queue, number):
-        return RING_INTERFACE.format(number=number) in self.asterisk.queues.get(queue, [])
-
-    def act_as_dialplan(self, run):
-        """Apply a run's answer to the fake queues as our dialplan would."""
-        interface = run.get("QMT_INTERFACE")
-        for index, queue in enumerate(run.queues, 1):
-            members = self.asterisk.queues[queue]
-            if run.state == "LOGGEDOUT" and interface not in members:
-                members.append(interface)
-            elif run.state == "LOGGEDIN":
-                leaving = run.get("QMT_IFACE_%d" % index)
-                members[:] = [m for m in members if m.lower() != leaving.lower()]
-            elif run.state == "PAUSED":
-                self.asterisk.paused.discard((queue, run.get("QMT_IFACE_%d" % index)))
+from support import OdbcHome, Toggle, make_sqlite_allowlist  # noqa: E402
 
 
 @pytest.fixture
 def odbc(tmp_path):
     return OdbcHome(tmp_path / "odbc")
-
-
-def make_sqlite_allowlist(odbc, db_path):
-    odbc.add_dsn("qmt_test", Driver=SQLITE_DRIVER, Database=str(db_path), NoCreat=1, Timeout=1000)
-    # The tests write through a DSN-less string: unixODBC caches odbc.ini per
-    # process, so "DSN=qmt_test" could still mean an earlier test's file.
-    builder = Allowlist("Driver=%s;Database=%s" % (SQLITE_DRIVER, db_path), odbc.env)
-    for statement in split_sql(os.path.join(REPO, "sql", "sqlite.sql")):
-        builder.execute(statement)
-    return builder
 
 
 @pytest.fixture

@@ -21,16 +21,15 @@ Test modules load this as a plugin: pytest_plugins = ["dbservers"].
 
 import os
 import secrets
-import shutil
 import shlex
+import shutil
 import socket
 import subprocess
 import tempfile
 import threading
 
 import pytest
-
-from conftest import REPO, SQLITE_DRIVER, Allowlist, OdbcHome, Toggle, make_sqlite_allowlist
+from support import REPO, SQLITE_DRIVER, Allowlist, OdbcHome, Toggle, make_sqlite_allowlist
 
 MARIADB_DRIVER = "MariaDB Unicode"
 POSTGRESQL_DRIVER = "PostgreSQL Unicode"
@@ -413,7 +412,7 @@ def postgresql_server():
 
 
 class BackendToggle(Toggle):
-    """conftest's Toggle bound to one backend; configure() keeps the
+    """support's Toggle bound to one backend; configure() keeps the
     backend's connection string (the DSN plus the AGI account)."""
 
     def __init__(self, backend, server, tmp_path, odbc, allowlist, connection):

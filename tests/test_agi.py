@@ -5,8 +5,7 @@ import datetime
 import os
 
 import pytest
-
-from conftest import utc_now
+from support import utc_now
 
 N = "79112223344"
 IFACE = "Local/%s@qmt-ring/n" % N

@@ -7,8 +7,7 @@ import datetime
 import os
 
 import pytest
-
-from conftest import REPO, split_sql, utc_now
+from support import REPO, split_sql, utc_now
 
 pytest.register_assert_rewrite("dbservers")
 from dbservers import BACKENDS, MariaDB, PostgreSQL, make_toggle  # noqa: E402

@@ -8,8 +8,7 @@ import subprocess
 import sys
 
 import pytest
-
-from conftest import REPO
+from support import REPO
 
 N = "79112223344"
 
@@ -224,7 +223,8 @@ def test_no_ring_fault_record_adds_nothing_to_the_status_line():
 
 
 def test_status_reads_the_fault_from_astdb_beside_the_missed_calls(toggle, tmp_path):
-    from test_route import fake_cli, qmt as qmt_on_path
+    from test_route import fake_cli
+    from test_route import qmt as qmt_on_path
     toggle.allowlist.add(N, "8008")
     toggle.asterisk.queues["8008"].append("Local/%s@qmt-ring/n" % N)
     toggle.asterisk.astdb.update({("qmt-ring/" + N, "missed"): "2", ("qmt-ring/" + N, "fault"): "1733400000|BUSY|17",

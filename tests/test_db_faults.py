@@ -9,13 +9,23 @@ database."""
 import os
 
 import pytest
-
-from conftest import SQLITE_DRIVER
+from support import SQLITE_DRIVER
 
 pytest.register_assert_rewrite("dbservers")
-from dbservers import (BACKENDS, DSN, POSTGRESQL_DRIVER, SERVER_BACKENDS, MariaDB, PostgreSQL,  # noqa: E402
-                       SilentServer, closed_port, make_toggle, require_driver, unavailable,
-                       without_driver)
+from dbservers import (  # noqa: E402
+    BACKENDS,
+    DSN,
+    POSTGRESQL_DRIVER,
+    SERVER_BACKENDS,
+    MariaDB,
+    PostgreSQL,
+    SilentServer,
+    closed_port,
+    make_toggle,
+    require_driver,
+    unavailable,
+    without_driver,
+)
 
 pytest_plugins = ["dbservers"]
 

@@ -1,12 +1,12 @@
-"""The dialplan file: asterisklint passes, and the safety rules the toggle
-relies on are written into it. Its behaviour on a real Asterisk is tested
-in tests/e2e/."""
+"""The dialplan file: asterisklint passes (on it alone and inside the
+end-to-end tests' PBX, whose own dialplan it checks too), and the safety
+rules the toggle relies on are written into it. Its behaviour on a real
+Asterisk is tested in tests/e2e/."""
 
 import re
 
 import pytest
-
-from lint_dialplan import DIALPLAN, lint
+from lint_dialplan import DIALPLAN, TEST_PBX, lint
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +21,8 @@ def code_lines(text):
 
 
 def test_asterisklint_finds_nothing():
-    status, output = lint()
-    assert (status, output) == (0, "")
+    assert lint() == (0, "")
+    assert lint(test_pbx=TEST_PBX) == (0, ""), "in the test PBX (tests/e2e/pbx/extensions.conf)"
 
 
 def test_asterisklint_really_runs_on_it(tmp_path, dialplan):
@@ -30,6 +30,13 @@ def test_asterisklint_really_runs_on_it(tmp_path, dialplan):
     broken.write_text(dialplan.replace("?denied)", "?no_such_label)"), encoding="utf-8")
     status, output = lint(str(broken))
     assert status == 1 and "no_such_label" in output
+    # and on the test PBX's dialplan
+    with open(TEST_PBX, encoding="utf-8") as handle:
+        test_pbx = handle.read()
+    broken_pbx = tmp_path / "extensions.conf"
+    broken_pbx.write_text(test_pbx.replace("?:rdnis)", "?:no_such_test_label)"), encoding="utf-8")
+    status, output = lint(test_pbx=str(broken_pbx))
+    assert status == 1 and "no_such_test_label" in output
 
 
 def test_no_macro_only_gosub(dialplan):
@@ -64,7 +71,7 @@ def test_queue_apps_always_get_a_checked_interface(dialplan):
 
 def context_lines(dialplan, name):
     lines = code_lines(dialplan)
-    start = lines.index("[%s]" % name) + 1
+    start = lines.index(f"[{name}]") + 1
     end = next((i for i in range(start, len(lines)) if lines[i].startswith("[")), len(lines))
     return lines[start:end]
 
@@ -107,7 +114,7 @@ def test_success_prompts_only_after_the_status_check(dialplan):
     assert '"${AQMSTATUS}" != "ADDED" & "${AQMSTATUS}" != "MEMBERALREADY"' in dialplan
     assert '"${RQMSTATUS}" = "REMOVED" | "${RQMSTATUS}" = "NOTINQUEUE"]?logged)' in dialplan
     for prompt in ("agent-loginok", "agent-loggedoff", "pbx-invalid", "sorry-youre-having-problems"):
-        assert "Playback(%s)" % prompt in dialplan
+        assert f"Playback({prompt})" in dialplan
 
 
 def test_the_caller_number_reaches_the_script_filtered(dialplan):

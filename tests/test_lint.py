@@ -8,8 +8,7 @@ import subprocess
 import sys
 
 import pytest
-
-from conftest import REPO
+from support import REPO
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # What ruff checks and how is in pyproject.toml ([tool.ruff]): only the paths here.

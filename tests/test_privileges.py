@@ -14,10 +14,9 @@ import sys
 import tempfile
 
 import pytest
-
-from conftest import REPO
 from qmt import privileges
 from qmt.privileges import PrivilegeError, first_unsafe_name, leave_root
+from support import REPO
 
 AGI = os.path.join(REPO, "agi")
 NOBODY = pwd.getpwnam("nobody")

@@ -37,19 +37,18 @@ import traceback
 import types
 
 import asterisk.agi  # noqa: F401  imported before forking, so that no child pays for it
+import fake_asterisk
 import pyodbc  # noqa: F401
 import pytest
-from hypothesis import HealthCheck, assume, example, given, settings
-from hypothesis import strategies as st
-
-import fake_asterisk
 import qmt.toggle  # noqa: F401
-from conftest import SQLITE_DRIVER, OdbcHome, make_sqlite_allowlist, write_config
 from fake_ami import FakeAmi
 from fake_asterisk import FakeAsterisk
+from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import strategies as st
 from qmt.pbx import MAX_AGI_LINE
 from qmt.pin import hash_pin
 from qmt.rules import normalise_number
+from support import SQLITE_DRIVER, OdbcHome, make_sqlite_allowlist, write_config
 
 N = "79112223344"             # may join 8008 and 8010 without a PIN
 IFACE = "Local/%s@qmt-ring/n" % N

@@ -12,9 +12,8 @@ import subprocess
 import sys
 
 import pytest
-
-from conftest import REPO
 from qmt.pin import hash_pin
+from support import REPO
 
 N = "79112223344"
 IFACE = "Local/%s@qmt-ring/n" % N

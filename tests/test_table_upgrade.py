@@ -15,8 +15,7 @@ import re
 import subprocess
 
 import pytest
-
-from conftest import REPO, split_sql, write_config
+from support import REPO, split_sql, write_config
 
 pytest.register_assert_rewrite("dbservers")
 from dbservers import BACKENDS, make_toggle  # noqa: E402

@@ -31,9 +31,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import e2elib as L  # noqa: E402
+from harness.bench import bench_on_installed_pbx  # noqa: E402
+from harness.pbx_config import AGI_DIR, BENCH_FLOOR_SCRIPT  # noqa: E402
+from harness.root import SQLITE_DB  # noqa: E402
 
-DB = L.SQLITE_DB
+DB = SQLITE_DB
 FLOOR_SOURCE = """\
 import sys
 for line in sys.stdin:
@@ -158,8 +160,8 @@ def main():
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args()
 
-    return L.bench_on_installed_pbx("bench_asterisk", "bench",
-                                    lambda root, ast, pyver: run_scenarios(args, root, ast, pyver))
+    return bench_on_installed_pbx("bench_asterisk", "bench",
+                                  lambda root, ast, pyver: run_scenarios(args, root, ast, pyver))
 
 
 def run_scenarios(args, root, ast, pyver):
@@ -168,7 +170,7 @@ def run_scenarios(args, root, ast, pyver):
     with sqlite3.connect(root.p(DB)) as c:
         c.executemany("INSERT INTO queue_mobile_agents (number, queue, penalty) VALUES (?, ?, ?)",
                       [(n, q, i % 5) for i, n in enumerate(numbers) for q in ("8008", "8010")])
-    root.write(f"{L.AGI_DIR}/{L.BENCH_FLOOR_SCRIPT}",
+    root.write(f"{AGI_DIR}/{BENCH_FLOOR_SCRIPT}",
                "#!/opt/queue-mobile-toggle/venv/bin/python3\n" + FLOOR_SOURCE, mode=0o755)
 
     bench = Bench(root, ast, numbers[: min(len(numbers), 200)])

@@ -16,7 +16,8 @@ import statistics
 import sys
 import time
 
-import e2elib as L
+from harness.bench import bench_on_installed_pbx
+from harness.root import SQLITE_DB
 
 QUEUES = ("8008", "8010", "8011", "8012", "8013")
 MEMBERS_PER_QUEUE = 40
@@ -47,7 +48,7 @@ def setup_members(root, ast):
             ast.ami.action("QueueAdd", Queue=queue, Interface=f"Local/{number}@outbound-allroutes/n")
     permitted = [row for index, row in enumerate(numbers) if index % 4]
     filler = [(f"7914{i:07d}", "8008") for i in range(10_000 - len(permitted))]
-    with sqlite3.connect(root.p(L.SQLITE_DB)) as db:
+    with sqlite3.connect(root.p(SQLITE_DB)) as db:
         db.executemany("INSERT INTO queue_mobile_agents (number, queue) VALUES (?, ?)", permitted + filler)
     return len(numbers), len(numbers) - len(permitted)
 
@@ -56,7 +57,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=15)
     args = ap.parse_args()
-    return L.bench_on_installed_pbx("bench_qmt", "benchqmt", lambda root, ast, pyver: measure(args, root, ast, pyver))
+    return bench_on_installed_pbx("bench_qmt", "benchqmt", lambda root, ast, pyver: measure(args, root, ast, pyver))
 
 
 def measure(args, root, ast, pyver):
@@ -69,13 +70,13 @@ def measure(args, root, ast, pyver):
     left = sum(len(ast.members(q)) for q in QUEUES)   # QueueStatus: no buffer limit
     print(f"qmt on Asterisk in a sid chroot, Python {pyver}: {members} mobile members in {len(QUEUES)} queues, "
           f"{gone} without permission; allowlist 10,000 rows (SQLite3 ODBC); {args.runs} runs each")
-    print("%-32s %10s %10s %10s" % ("command", "median ms", "max ms", "target"))
+    print(f"{'command':<32} {'median ms':>10} {'max ms':>10} {'target':>10}")
     for name, times in rows:
         target = "" if name.startswith("floor") else ("< 1 s: MET" if statistics.median(times) < 1 else
                                                       "< 1 s: MISSED")
-        print("%-32s %10.0f %10.0f %10s" % (name, 1000 * statistics.median(times), 1000 * max(times), target))
-    print("%-32s %10.0f %10s %10s" % ("qmt sweep --apply (removes %d)" % gone, 1000 * apply_time, "",
-                                      "< 1 s: MET" if apply_time < 1 else "< 1 s: MISSED"))
+        print(f"{name:<32} {1000 * statistics.median(times):10.0f} {1000 * max(times):10.0f} {target:>10}")
+    apply_target = "< 1 s: MET" if apply_time < 1 else "< 1 s: MISSED"
+    print(f"{f'qmt sweep --apply (removes {gone})':<32} {1000 * apply_time:10.0f} {'':>10} {apply_target:>10}")
     print(f"members left after the sweep: {left} (want {members - gone})")
     return 0 if left == members - gone else 1
 

@@ -33,7 +33,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import e2elib as L  # noqa: E402
+from harness.bench import bench_on_installed_pbx  # noqa: E402
+from harness.host import SetupError  # noqa: E402
+from harness.root import SQLITE_DB  # noqa: E402
 
 CONFIRMING, DIRECT = "79116660001", "79116660002"
 STAMP = r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})\]"
@@ -66,7 +68,7 @@ def one_call(ast, number):
 
 
 def log_in(root, ast, number, confirm):
-    with sqlite3.connect(root.p(L.SQLITE_DB)) as db:
+    with sqlite3.connect(root.p(SQLITE_DB)) as db:
         db.execute("DELETE FROM queue_mobile_agents")
         db.execute("INSERT INTO queue_mobile_agents (number, queue, confirm_answer) VALUES (?, '8008', ?)",
                    (number, None if confirm else 0))
@@ -74,12 +76,12 @@ def log_in(root, ast, number, confirm):
     ast.mobile(number, "accept")
     done = ast.call(number)
     if done.get("QUEUESTAT") != "LOGGEDOUT":
-        raise L.SetupError("log the mobile in", str(done))
+        raise SetupError("log the mobile in", str(done))
 
 
 def ms(values):
-    return "median %.1f ms, min %.1f, max %.1f (n=%d)" % (
-        statistics.median(values) * 1000, min(values) * 1000, max(values) * 1000, len(values))
+    return (f"median {statistics.median(values) * 1000:.1f} ms, min {min(values) * 1000:.1f}, "
+            f"max {max(values) * 1000:.1f} (n={len(values)})")
 
 
 def body(root, ast, pyver, calls):
@@ -104,7 +106,7 @@ def body(root, ast, pyver, calls):
     if with_confirm and without:
         ratio = statistics.median([c - k for _, k, c in with_confirm]) / \
             max(statistics.median([c - a for a, _, c in without]), 0.001)
-        print("  after the key vs. no confirmation: %.2fx" % ratio)
+        print(f"  after the key vs. no confirmation: {ratio:.2f}x")
     if failed:
         print(f"  {failed} call(s) did not connect", file=sys.stderr)
     return 1 if failed else 0
@@ -114,8 +116,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=10)
     args = parser.parse_args()
-    return L.bench_on_installed_pbx("bench_ring", "bench-ring",
-                                    lambda root, ast, pyver: body(root, ast, pyver, args.calls))
+    return bench_on_installed_pbx("bench_ring", "bench-ring",
+                                  lambda root, ast, pyver: body(root, ast, pyver, args.calls))
 
 
 if __name__ == "__main__":

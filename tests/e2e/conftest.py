@@ -8,7 +8,6 @@ or when QMT_E2E_SKIP=1 is set.
 """
 
 import os
-import shutil
 import sqlite3
 import sys
 
@@ -16,11 +15,15 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import e2elib as L  # noqa: E402
+from harness.asterisk import Asterisk  # noqa: E402
+from harness.chroot import chroot_python_version, ensure_chroot, fill_wheelhouse  # noqa: E402
+from harness.host import SetupError, say, why_unavailable  # noqa: E402
+from harness.logs import copy_logs  # noqa: E402
+from harness.pbx_config import ALL_QUEUES  # noqa: E402
+from harness.root import SQLITE_DB, WHEELS_IN_ROOT, Root  # noqa: E402
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 LOG_COPY = os.environ.get("QMT_E2E_LOGS", "/tmp/qmt-e2e-logs")
-SQLITE_DB = L.SQLITE_DB
 QMT_LOG = "/var/log/asterisk/queue_mobile_toggle.log"
 
 
@@ -35,14 +38,14 @@ def unavailable(reason):
     """Fail in CI, skip loudly elsewhere."""
     if IN_CI:
         pytest.fail("END-TO-END TESTS CANNOT RUN IN CI: " + reason, pytrace=False)
-    L.say("SKIPPING the end-to-end tests: " + reason)
+    say("SKIPPING the end-to-end tests: " + reason)
     pytest.skip("END-TO-END TESTS SKIPPED: " + reason)
 
 
 def setup_or_fail(fn, *args, **kw):
     try:
         return fn(*args, **kw)
-    except L.SetupError as e:
+    except SetupError as e:
         pytest.fail(str(e), pytrace=False)
 
 
@@ -50,10 +53,10 @@ def setup_or_fail(fn, *args, **kw):
 def base_chroot():
     if os.environ.get("QMT_E2E_SKIP") == "1":
         unavailable("QMT_E2E_SKIP=1 is set")
-    reason = L.why_unavailable()
+    reason = why_unavailable()
     if reason:
         unavailable(reason)
-    return setup_or_fail(L.ensure_chroot)
+    return setup_or_fail(ensure_chroot)
 
 
 @pytest.fixture(scope="session")
@@ -61,8 +64,8 @@ def wheelhouse(base_chroot, tmp_path_factory):
     """Wheels for the chroot's Python, downloaded on the host (pip inside
     the chroot cannot reach the index), as docs/install.md tells an admin."""
     dest = tmp_path_factory.mktemp("wheelhouse")
-    pyver = setup_or_fail(L.chroot_python_version, base_chroot)
-    setup_or_fail(L.fill_wheelhouse, dest, pyver)
+    pyver = setup_or_fail(chroot_python_version, base_chroot)
+    setup_or_fail(fill_wheelhouse, dest, pyver)
     return dest
 
 
@@ -91,26 +94,19 @@ class PBX:
             return []
 
 
-def put_wheels(root, wheels):
-    dest = root.p(L.WHEELS_IN_ROOT)
-    if dest.exists():
-        shutil.rmtree(dest)
-    shutil.copytree(wheels, dest)
-
-
 @pytest.fixture(scope="session")
 def pbx(base_chroot, wheelhouse):
-    root = L.Root(base_chroot, tag="session")
+    root = Root(base_chroot, tag="session")
     setup_or_fail(root.__enter__)
     ast = None
     try:
-        ast = L.Asterisk(root)
+        ast = Asterisk(root)
         setup_or_fail(ast.start)
         root.copy_repo()
-        put_wheels(root, wheelhouse)
+        root.put_wheels(wheelhouse)
         p = PBX(root, ast, wheelhouse)
         # The admin's step: sudo ./install.sh, Asterisk running.
-        p.first_install = root.install("--wheelhouse", L.WHEELS_IN_ROOT)
+        p.first_install = root.install("--wheelhouse", WHEELS_IN_ROOT)
         if p.first_install.returncode != 0:
             pytest.fail("install.sh failed inside the chroot:\n" + p.first_install.stdout
                         + p.first_install.stderr, pytrace=False)
@@ -133,14 +129,10 @@ def pbx(base_chroot, wheelhouse):
 def _keep_logs(root):
     """Copy the Asterisk logs out of the chroot before it goes."""
     try:
-        os.makedirs(LOG_COPY, exist_ok=True)
-        for f in ("full", "queue_log", "messages.log", "queue_mobile_toggle.log"):
-            src = root.p("/var/log/asterisk/" + f)
-            if src.exists():
-                shutil.copy(src, os.path.join(LOG_COPY, f))
-        L.say(f"Asterisk logs of this run copied to {LOG_COPY}")
+        copy_logs(root, LOG_COPY)
+        say(f"Asterisk logs of this run copied to {LOG_COPY}")
     except OSError as e:
-        L.say(f"could not copy the logs: {e}")
+        say(f"could not copy the logs: {e}")
 
 
 @pytest.fixture
@@ -156,7 +148,7 @@ def clean(pbx):
     assert ast.wait_idle(60), "a call from an earlier test is still up"
     ast.reset_members()
     pbx.sql("DELETE FROM queue_mobile_agents")
-    for q in L.ALL_QUEUES:
+    for q in ALL_QUEUES:
         assert ast.member_list(q) == [], f"queue {q} still has members after the reset"
     pbx.queue_log_mark = len(ast.queue_log_lines())
     pbx.log_mark = len(ast.log_text())
@@ -166,7 +158,7 @@ def clean(pbx):
 @pytest.fixture
 def throwaway_root(base_chroot, wheelhouse):
     """A fresh overlay of the cached chroot (no Asterisk, nothing installed)."""
-    with L.Root(base_chroot, tag="throwaway") as root:
+    with Root(base_chroot, tag="throwaway") as root:
         root.copy_repo()
-        put_wheels(root, wheelhouse)
+        root.put_wheels(wheelhouse)
         yield root

@@ -11,7 +11,7 @@ One Asterisk holds two things:
 * the far side (freepbx_pbx/far_side.conf), "the carrier and the mobiles" on
   127.0.0.3: it answers the PBX's INVITEs as a mobile would (accept with a 1
   sent as RFC 4733, reject, silent, busy, forbidden, no answer: one file per
-  number in e2elib's CALLS_DIR), logs the caller number every INVITE carries,
+  number in the harness's CALLS_DIR), logs the caller number every INVITE carries,
   and places the customers' calls (and a mobile's call to the toggle code) to
   the PBX's DIDs over the trunk.
 
@@ -26,7 +26,11 @@ import sqlite3
 import time
 from pathlib import Path
 
-import e2elib as L
+from harness.asterisk import Asterisk
+from harness.host import SetupError, say
+from harness.logs import copy_logs, route_leg_prompts
+from harness.pbx_config import CALLS_DIR, PROMPTS, render, sounds_dir, write_modules_noload
+from harness.root import SQLITE_DB, WHEELS_IN_ROOT, Root
 
 CONF_DIR = Path(__file__).resolve().parent / "freepbx_pbx"
 ETC = "/etc/asterisk"
@@ -40,7 +44,7 @@ CONF = "/etc/asterisk/queue_mobile_toggle.conf"
 # FreePBX ships these two in its own sound packages; stand-ins with their names
 FREEPBX_SOUNDS = {"incoming-call-1-accept-2-decline": "if-correct-press",
                   "incoming-call-no-longer-avail": "im-sorry"}
-# Modules this PBX needs on top of e2elib's SIP_MODULES: PJSIP_HEADER() for
+# Modules this PBX needs on top of the harness's SIP_MODULES: PJSIP_HEADER() for
 # the far side's log and FreePBX's func-apply-sipheaders; the SIP logger.
 EXTRA_MODULES = ("res_pjsip_header_funcs", "res_pjsip_logger")
 TRUNK_DEFAULTS = {"OUTKEEPCID_1": "off", "FORCEDOUTCID_1": "", "OUTDISABLE_1": "off", "OUTMAXCHANS_1": ""}
@@ -67,30 +71,27 @@ class FreePBX:
 
     def __init__(self, base_chroot, wheels):
         self.base, self.wheels = Path(base_chroot), Path(wheels)
-        self.root = L.Root(self.base, tag="freepbx")
+        self.root = Root(self.base, tag="freepbx")
         self.ast = None
         self.install_result = None
         self.tag = 500
         self.pbx_port = free_udp_port("127.0.0.2")
         self.far_port = free_udp_port("127.0.0.3")
-        self.db = self.root.p(L.SQLITE_DB)
+        self.db = self.root.p(SQLITE_DB)
 
     # ------------------------------------------------------------ set-up
     def start(self):
         self.root.__enter__()
-        self.ast = L.Asterisk(self.root)        # writes the harness's base config
+        self.ast = Asterisk(self.root)        # writes the harness's base config
         self._configure()
         self.ast.start()
         self.ast.cli("pjsip set logger on")     # every SIP message in the full log
         self.root.copy_repo()
-        dest = self.root.p(L.WHEELS_IN_ROOT)
-        if dest.exists():
-            shutil.rmtree(dest)
-        shutil.copytree(self.wheels, dest)
-        self.install_result = self.root.install("--wheelhouse", L.WHEELS_IN_ROOT)
+        self.root.put_wheels(self.wheels)
+        self.install_result = self.root.install("--wheelhouse", WHEELS_IN_ROOT)
         if self.install_result.returncode != 0:
-            raise L.SetupError("install.sh on the FreePBX-shaped PBX",
-                               self.install_result.stdout + self.install_result.stderr)
+            raise SetupError("install.sh on the FreePBX-shaped PBX",
+                             self.install_result.stdout + self.install_result.stderr)
         # The admin's edits (install.sh keeps them): decisions to a file the
         # tests read; a shorter wait for the 1 after the prompt.
         self.set_config(target=QMT_LOG, answer_wait="3")
@@ -100,23 +101,16 @@ class FreePBX:
         root = self.root
         values = {"@PBX_SIP_PORT@": str(self.pbx_port), "@FAR_SIP_PORT@": str(self.far_port),
                   "@AMI_PORT@": str(self.ast.port), "@AMI_SECRET@": self.ast.secret,
-                  "@CALLS_DIR@": L.CALLS_DIR}
+                  "@CALLS_DIR@": CALLS_DIR}
         for src in sorted(CONF_DIR.glob("*.conf")):
-            text = src.read_text()
-            for key, value in values.items():
-                text = text.replace(key, value)
-            if re.search(r"@[A-Z_]+@", text):
-                raise L.SetupError("FreePBX config", f"{src.name}: a placeholder is left")
+            text = render(src.read_text(), values, f"FreePBX config {src.name}")
             if src.name == "freepbx.conf":       # FreePBX's marker, in /etc
                 root.write("/etc/freepbx.conf", text, mode=0o640, owner="root:asterisk")
                 continue
             secret = src.name == "manager.conf"
             root.write(f"{ETC}/{src.name}", text, mode=0o640 if secret else 0o664)
         # modules: the harness's noload list, less what this PBX needs
-        noload = L.modules_noload(root)
-        noload = "".join(line + "\n" for line in noload.splitlines()
-                         if line.removeprefix("noload => ").removesuffix(".so") not in EXTRA_MODULES)
-        root.write(f"{ETC}/modules.conf", "[modules]\nautoload = yes\n" + noload)
+        write_modules_noload(root, keep=EXTRA_MODULES)
         # FreePBX keeps /etc/asterisk the asterisk user's (fwconsole chown)
         root.sh(f"chown -R asterisk:asterisk {ETC}", check=True)
         self._real_prompts()
@@ -124,8 +118,8 @@ class FreePBX:
     def _real_prompts(self):
         """Undo the harness's shortened prompts (the timing tests need the
         real lengths) and add FreePBX's two confirmation prompts."""
-        sounds = self.root.sh("readlink -f /usr/share/asterisk/sounds/en", check=True).stdout.strip()
-        for name in L.PROMPTS:
+        sounds = sounds_dir(self.root)
+        for name in PROMPTS:
             shutil.copyfile(self.base / sounds.lstrip("/") / f"{name}.gsm", self.root.p(f"{sounds}/{name}.gsm"))
         for name, standin in FREEPBX_SOUNDS.items():
             shutil.copyfile(self.base / sounds.lstrip("/") / f"{standin}.gsm", self.root.p(f"{sounds}/{name}.gsm"))
@@ -135,12 +129,8 @@ class FreePBX:
             if self.ast:
                 self.ast.stop()
             if keep_logs_in:
-                Path(keep_logs_in).mkdir(parents=True, exist_ok=True)
-                for f in ("full", "queue_log", "messages.log", "queue_mobile_toggle.log"):
-                    src = self.root.p("/var/log/asterisk/" + f)
-                    if src.exists():
-                        shutil.copy(src, Path(keep_logs_in) / f)
-                L.say(f"logs of the FreePBX-shaped PBX copied to {keep_logs_in}")
+                copy_logs(self.root, keep_logs_in)
+                say(f"logs of the FreePBX-shaped PBX copied to {keep_logs_in}")
         finally:
             self.root.close()
 
@@ -189,9 +179,10 @@ class FreePBX:
         self.tag += 1
         tag = str(self.tag)
         fields = {"Channel": f"Local/{tag}@far-caller", "Async": "true", "Timeout": "30000",
-                  "Variable": [f"FAR_DID={did}", f"FAR_CID={cid}", f"FAR_PRES={pres or ''}"]}
+                  # Originate splits Variable at commas (one header for all three)
+                  "Variable": f"FAR_DID={did},FAR_CID={cid},FAR_PRES={pres or ''}"}
         if keys is not None:
-            f = self.root.p(L.CALLS_DIR) / f"{tag}.keys"
+            f = self.root.p(CALLS_DIR) / f"{tag}.keys"
             f.write_text(keys)
             f.chmod(0o644)
             fields.update(Context="far-keypad", Exten=tag, Priority="1")
@@ -255,8 +246,7 @@ class FreePBX:
     def heard_by_mobile(self, number):
         """Sound files the PBX played on the mobile's route leg (where the
         ring path's confirmation runs) since the mark."""
-        return L.prompts([line for line in self.new_log().splitlines()
-                          if re.search(rf"Local/{number}@outbound-allroutes-\w+;1>", line)])
+        return route_leg_prompts(self.new_log(), number)
 
     def qlog(self):
         return self.ast.queue_log_lines()[self.qlog_mark:]

@@ -14,8 +14,9 @@ the stranger's number in From, reaching the toggle through an IVR context.
 import re
 
 import pytest
-
-import e2elib as L
+from harness.logs import prompts
+from harness.pbx_config import QUEUES, SIP_ENDPOINT
+from harness.sip import SipCall
 
 STRANGER = "79990001122"                  # a valid number, not on the allowlist
 ALLOWED = "79112223344"                   # on the allowlist for both test queues
@@ -66,8 +67,8 @@ def assert_nothing_changed(pbx, r):
     """The rules every attack must keep; r is the call's QMT_DONE fields."""
     assert r["QUEUESTAT"] in PROMPT, f"the attack got QUEUESTAT={r['QUEUESTAT']}: {brief(r)}"
     assert r["QUEUEUSER"] != ALLOWED and r["AQMSTATUS"] == "", brief(r)
-    assert L.prompts(r["_log"]) == [PROMPT[r["QUEUESTAT"]]]
-    for q in L.QUEUES:
+    assert prompts(r["_log"]) == [PROMPT[r["QUEUESTAT"]]]
+    for q in QUEUES:
         assert pbx.ast.member_list(q) == [], f"QUEUE_MEMBER_LIST({q}) after the attack"
     added = [line for line in pbx.ast.queue_log_lines()[pbx.queue_log_mark:] if "|ADDMEMBER|" in line]
     assert added == []
@@ -96,11 +97,11 @@ def test_forged_callerid_after_a_newline_logs_no_one_in(attack, fields):
 
 def sip_call(pbx, ruri_user, caller, headers=()):
     """A call from the SIP trunk; returns its QMT_DONE fields."""
-    with L.SipCall(pbx.ast.sip_port, ruri_user, caller, headers) as call:
+    with SipCall(pbx.ast.sip_port, ruri_user, caller, headers) as call:
         assert call.invite() == 200, "Asterisk did not answer the INVITE"
         assert call.wait_bye(60), "Asterisk did not hang up after the toggle"
     r = pbx.ast.result(call.call_id)
-    assert r["CHANNEL"].startswith(f"PJSIP/{L.SIP_ENDPOINT}-"), brief(r)
+    assert r["CHANNEL"].startswith(f"PJSIP/{SIP_ENDPOINT}-"), brief(r)
     return r
 
 
@@ -110,7 +111,7 @@ def test_sip_call_from_an_allowed_number_reaches_the_toggle(attack):
     pbx = attack
     r = sip_call(pbx, "4580", ALLOWED)
     assert (r["QUEUESTAT"], r["QUEUEUSER"], r["AQMSTATUS"]) == ("LOGGEDOUT", ALLOWED, "ADDED")
-    assert all(f"Local/{ALLOWED}@qmt-ring/n" in pbx.ast.member_list(q) for q in L.QUEUES)
+    assert all(f"Local/{ALLOWED}@qmt-ring/n" in pbx.ast.member_list(q) for q in QUEUES)
     lines = lines_of_channel(pbx, r["CHANNEL"])
     assert len(lines) == 1 and f"number={ALLOWED} channel={r['CHANNEL']} " in lines[0], lines
 

@@ -20,11 +20,10 @@ import os
 import re
 import time
 
-import pytest
-
-import e2elib as L
 import freepbx as F
-from e2elib import wait_for
+import pytest
+from harness.host import SetupError
+from harness.logs import prompts, wait_for
 from qmt.pin import hash_pin
 
 A, B, C = "79115550001", "79115550002", "79115550003"
@@ -50,7 +49,7 @@ def fpbx(base_chroot, wheelhouse):
     try:
         try:
             pbx.start()
-        except L.SetupError as e:
+        except SetupError as e:
             pytest.fail(str(e), pytrace=False)
         for queue in ("8008", "8009", "8010"):
             pbx.allow(A, queue)
@@ -100,7 +99,7 @@ def sip_login(pbx, *numbers, keys=None):
         decision = pbx.decision(number, timeout=40)
         pbx.caller_gone(tag, timeout=60)
         channel = decision["channel"]
-        decision["_prompts"] = L.prompts([line for line in pbx.new_log().splitlines() if f"<{channel}>" in line])
+        decision["_prompts"] = prompts([line for line in pbx.new_log().splitlines() if f"<{channel}>" in line])
         done[number] = decision
     return done
 

@@ -4,9 +4,8 @@ root, PASSWD, what --uninstall leaves), inside the Debian sid chroot."""
 
 import shlex
 
+import harness as L
 import pytest
-
-import e2elib as L
 
 CONF = "/etc/asterisk/queue_mobile_toggle.conf"
 CUSTOM = "/etc/asterisk/extensions_custom.conf"

@@ -6,8 +6,7 @@ import re
 import time
 
 import pytest
-
-import e2elib as L
+from harness.logs import prompts
 from qmt.pin import hash_pin
 from test_e2e_toggle import DIGITS, IFACE, NUM, assert_members, qlog
 
@@ -54,7 +53,7 @@ def call(pbx, *pins, caller=NUM, target="8008"):
 def test_the_right_pin_logs_in(pins):
     r = call(pins, PIN)
     assert (r["QUEUESTAT"], r["AQMSTATUS"]) == ("LOGGEDOUT", "ADDED"), r
-    assert L.prompts(r["_log"]) == ["agent-pass", "agent-loginok"] + DIGITS
+    assert prompts(r["_log"]) == ["agent-pass", "agent-loginok"] + DIGITS
     assert_members(pins, {"8008": {IFACE: (0, NUM)}})
     assert qlog(pins, "ADDMEMBER") == ["8008"]
     assert not any(PIN in line for line in pins.qmt_log())
@@ -63,13 +62,13 @@ def test_the_right_pin_logs_in(pins):
 def test_wrong_wrong_right_logs_in(pins):
     r = call(pins, "1111", "2222", PIN)
     assert (r["QUEUESTAT"], r["AQMSTATUS"]) == ("LOGGEDOUT", "ADDED"), r
-    assert L.prompts(r["_log"]) == WRONG3 + ["agent-loginok"] + DIGITS
+    assert prompts(r["_log"]) == WRONG3 + ["agent-loginok"] + DIGITS
 
 
 def test_three_wrong_pins_refuse_and_change_nothing(pins):
     r = call(pins, "1111", "2222", "3333")
     assert (r["QUEUESTAT"], r["QMT_REASON"], r["AQMSTATUS"]) == ("DENIED", "wrong_pin", "")
-    assert L.prompts(r["_log"]) == WRONG3 + ["pbx-invalid"]
+    assert prompts(r["_log"]) == WRONG3 + ["pbx-invalid"]
     assert_members(pins, {})
     assert qlog(pins, "ADDMEMBER") == []
 
@@ -79,7 +78,7 @@ def test_wrong_pins_across_calls_lock_out_until_qmt_unlock(pins):
     assert call(pins, "1111", "2222", PIN)["QMT_REASON"] == "locked_out"          # the 5th wrong one locks
     r = call(pins, PIN)                                                           # even the right PIN now
     assert (r["QUEUESTAT"], r["QMT_REASON"]) == ("DENIED", "locked_out")
-    assert L.prompts(r["_log"])[-1] == "pbx-invalid"
+    assert prompts(r["_log"])[-1] == "pbx-invalid"
     check = pins.root.sh(f"qmt check {NUM}")
     assert check.returncode == 1 and "pin:       LOCKED until" in check.stdout
     unlock = pins.root.sh(f"qmt unlock {NUM}")
@@ -94,7 +93,7 @@ def test_with_pins_required_a_stranger_hears_what_a_wrong_pin_hears(pins):
     wrong = call(pins, "1111", "2222", "3333")
     stranger = call(pins, PIN, PIN, PIN, caller=STRANGER)
     assert (stranger["QUEUESTAT"], stranger["QMT_REASON"]) == ("DENIED", "not_permitted")
-    assert L.prompts(stranger["_log"]) == L.prompts(wrong["_log"]) == WRONG3 + ["pbx-invalid"]
+    assert prompts(stranger["_log"]) == prompts(wrong["_log"]) == WRONG3 + ["pbx-invalid"]
     assert "qmt-pin/" + STRANGER not in pins.ast.cli("database show qmt-pin")
     assert_members(pins, {})
 
@@ -103,7 +102,7 @@ def test_logout_needs_no_pin_by_default_but_does_with_for_logout(pins):
     assert call(pins, PIN)["AQMSTATUS"] == "ADDED"
     r = pins.ast.call(NUM, target="8008")                                   # no keys at all
     assert (r["QUEUESTAT"], r["RQMSTATUS"]) == ("LOGGEDIN", "REMOVED")
-    assert L.prompts(r["_log"]) == ["agent-loggedoff"]
+    assert prompts(r["_log"]) == ["agent-loggedoff"]
 
     set_pin_option(pins, "for_logout", "yes")
     assert call(pins, PIN)["AQMSTATUS"] == "ADDED"
@@ -112,7 +111,7 @@ def test_logout_needs_no_pin_by_default_but_does_with_for_logout(pins):
     assert_members(pins, {"8008": {IFACE: (0, NUM)}})                       # still a member
     r = call(pins, PIN)
     assert (r["QUEUESTAT"], r["RQMSTATUS"]) == ("LOGGEDIN", "REMOVED")
-    assert L.prompts(r["_log"]) == ["agent-pass", "agent-loggedoff"]
+    assert prompts(r["_log"]) == ["agent-pass", "agent-loggedoff"]
     assert_members(pins, {})
 
 
@@ -138,7 +137,7 @@ def test_parallel_calls_in_all_four_spellings_are_counted_together(pins):
     assert reasons == ["toggle_busy"] * 3 + ["wrong_pin"], results
     assert failures_on_record(pins).startswith("3,")          # 3 counted, not 12
     for busy in (r for r in results if r["QMT_REASON"] == "toggle_busy"):
-        assert L.prompts(busy["_log"]) == ["sorry-youre-having-problems"]
+        assert prompts(busy["_log"]) == ["sorry-youre-having-problems"]
     # The next round in all four spellings: the 5th wrong PIN locks, and the
     # right one keyed by the others' turns changes nothing.
     slots = [pins.ast.prepare(cid, target="8008", keys=keys("4444", "5555", PIN)) for cid in SPELLINGS]
@@ -155,7 +154,7 @@ def test_silent_calls_never_lock_the_number(pins):
     for _ in range(2):
         r = pins.ast.call(NUM, target="8008", timeout=90)
         assert (r["QUEUESTAT"], r["QMT_REASON"]) == ("DENIED", "no_pin_keyed"), r
-        assert L.prompts(r["_log"]) == ["agent-pass"] * 3 + ["pbx-invalid"]
+        assert prompts(r["_log"]) == ["agent-pass"] * 3 + ["pbx-invalid"]
     assert failures_on_record(pins) is None
     assert call(pins, PIN)["AQMSTATUS"] == "ADDED"
 
@@ -170,7 +169,7 @@ def test_a_hang_up_mid_pin_is_logged_as_nothing_changed(pins):
     """LOW 6: the log line of a hang-up does not read like a login."""
     slot = pins.ast.place(NUM, target="8008", keys=FIRST + "12")
     deadline = time.monotonic() + 30
-    while "agent-pass" not in L.prompts(pins.ast.call_log(slot)) and time.monotonic() < deadline:
+    while "agent-pass" not in prompts(pins.ast.call_log(slot)) and time.monotonic() < deadline:
         time.sleep(0.2)
     time.sleep(3)                                       # two digits keyed, the PIN not finished
     pins.ast.cli("channel request hangup all")

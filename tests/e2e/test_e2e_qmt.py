@@ -6,7 +6,7 @@ import json
 import re
 import time
 
-import e2elib as L
+from harness.root import SQLITE_DB, shq
 from test_e2e_toggle import IFACE, NUM, OTHER, assert_members, new_queue_log, qlog
 
 OTHER_IFACE = f"Local/{OTHER}@outbound-allroutes/n"
@@ -14,7 +14,7 @@ DESK = "PJSIP/101"                                   # a member that is not a mo
 
 
 def qmt(pbx, *args, user=None):
-    return pbx.root.sh("qmt " + " ".join(L._shq(a) for a in args), user=user, timeout=60)
+    return pbx.root.sh("qmt " + " ".join(shq(a) for a in args), user=user, timeout=60)
 
 
 def qmt_json(pbx, *args):
@@ -105,11 +105,11 @@ def test_sweep_with_the_database_down_removes_nobody_and_exits_3(clean):
     pbx = clean
     pbx.allow(NUM, "8008")
     assert pbx.ast.call(NUM)["AQMSTATUS"] == "ADDED"
-    pbx.db.rename(pbx.root.p(L.SQLITE_DB + ".moved"))
+    pbx.db.rename(pbx.root.p(SQLITE_DB + ".moved"))
     try:
         p = qmt(pbx, "sweep", "--apply")
     finally:
-        pbx.root.p(L.SQLITE_DB + ".moved").rename(pbx.db)
+        pbx.root.p(SQLITE_DB + ".moved").rename(pbx.db)
     assert p.returncode == 3 and p.stdout == ""
     assert p.stderr.startswith("qmt: allowlist unreadable (db_not_found): sweep removes nobody")
     assert p.stderr.count("\n") == 1

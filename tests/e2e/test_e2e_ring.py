@@ -1,6 +1,6 @@
 """The ring path on a real Asterisk: customers call queue 8008 (ringall),
 8012 (linear) and 8010; the logged-in mobiles are simulated in the route
-stub (e2elib: accept = answers and presses 1, reject = presses 2, silent,
+stub (pbx/extensions.conf: accept = answers and presses 1, reject = presses 2, silent,
 busy, congestion, noanswer). What is checked is what the admin sees:
 queue_log lines, member states in QueueStatus, and the prompts played."""
 
@@ -8,9 +8,9 @@ import re
 import time
 
 import pytest
-
-import e2elib as L
-from e2elib import wait_for
+from harness.chroot import CHROOT
+from harness.logs import prompts, route_leg_prompts, wait_for
+from harness.pbx_config import shorten_prompts
 
 A, B = "79115550001", "79115550002"
 RING_A, RING_B = f"Local/{A}@qmt-ring/n", f"Local/{B}@qmt-ring/n"
@@ -117,8 +117,7 @@ def login_with(pbx, number, queue, mode, **settings):
 
 def heard_by_mobile(pbx, number):
     """The sound files played to this mobile (its route channel ;1) in this test."""
-    return L.prompts([line for line in new_log(pbx).splitlines()
-                      if re.search(rf"Local/{number}@outbound-allroutes-\w+;1>", line)])
+    return route_leg_prompts(new_log(pbx), number)
 
 
 def new_log(pbx):
@@ -275,10 +274,10 @@ def real_prompts(ring):
     sounds = pbx.root.sh("readlink -f /usr/share/asterisk/sounds/en", check=True).stdout.strip()
     names = ["followme/call-from", "followme/options"] + [f"digits/{d}" for d in range(10)]
     for name in names:
-        pbx.root.p(f"{sounds}/{name}.gsm").write_bytes(L.CHROOT.joinpath(sounds.lstrip("/"), f"{name}.gsm")
-                                                       .read_bytes())
+        pbx.root.p(f"{sounds}/{name}.gsm").write_bytes(CHROOT.joinpath(sounds.lstrip("/"), f"{name}.gsm")
+                                                     .read_bytes())
     yield pbx
-    L.shorten_prompts(pbx.root)
+    shorten_prompts(pbx.root)
 
 
 def gone_after(pbx, number, start, limit=10):
@@ -325,7 +324,7 @@ def test_a_paused_mobile_calling_the_code_is_resumed_then_the_next_call_logs_it_
         pbx.ast.ami.action("QueuePause", Queue=queue, Interface=RING_A, Paused="true", Reason="qmt-missed")
     done = pbx.ast.call(A)
     assert (done["QUEUESTAT"], done["QMT_COUNT"]) == ("PAUSED", "2"), done
-    assert "agent-loginok" in " ".join(L.prompts(done["_log"]))
+    assert "agent-loginok" in " ".join(prompts(done["_log"]))
     for queue in ("8008", "8010"):
         assert member_state(pbx, queue, RING_A)["Paused"] == "0"
     assert sorted(f[2] for f in events(pbx, "UNPAUSE", A)) == ["8008", "8010"]

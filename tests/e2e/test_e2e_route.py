@@ -9,8 +9,7 @@ restored: the session PBX is shared."""
 import re
 
 import pytest
-
-import e2elib as L
+from harness.logs import prompts
 from test_e2e_qmt import qmt, qmt_json
 from test_e2e_toggle import IFACE, NUM, OTHER, assert_members, new_log, new_queue_log
 
@@ -57,7 +56,7 @@ def test_a_login_the_route_cannot_dial_hears_the_error_prompt_and_adds_no_member
     r = pbx.ast.call(NUM)
     assert (r["AGISTATUS"], r["QUEUESTAT"], r["QMT_REASON"], r["QUEUEUSER"]) == \
         ("SUCCESS", "ERROR", "no_route", NUM)
-    assert L.prompts(r["_log"]) == ["sorry-youre-having-problems"]
+    assert prompts(r["_log"]) == ["sorry-youre-having-problems"]
     assert r["AQMSTATUS"] == ""                                   # AddQueueMember never ran
     assert_members(pbx, {})
     assert new_queue_log(pbx) == []
@@ -81,7 +80,7 @@ def test_a_member_the_route_cannot_dial_still_logs_out(route_8only):
     pbx.ast.ami.action("QueueAdd", Queue="8008", Interface=IFACE)
     r = pbx.ast.call(NUM)
     assert (r["QUEUESTAT"], r["QMT_REASON"], r["RQMSTATUS"]) == ("LOGGEDIN", "member", "REMOVED")
-    assert L.prompts(r["_log"]) == ["agent-loggedoff"]
+    assert prompts(r["_log"]) == ["agent-loggedoff"]
     assert_members(pbx, {})
 
 

@@ -7,8 +7,9 @@ import re
 import time
 
 import pytest
-
-import e2elib as L
+from harness.logs import prompts
+from harness.pbx_config import QUEUES
+from harness.root import SQLITE_DB
 
 NUM = "79112223344"
 IFACE = f"Local/{NUM}@qmt-ring/n"
@@ -36,7 +37,7 @@ def new_log(pbx):
 
 def assert_members(pbx, expected):
     """expected: {queue: {iface: (penalty, name)}} for both test queues."""
-    for q in L.QUEUES:
+    for q in QUEUES:
         want = expected.get(q, {})
         assert sorted(pbx.ast.member_list(q)) == sorted(want), f"QUEUE_MEMBER_LIST({q})"
         got = {i: (m["penalty"], m["name"]) for i, m in pbx.ast.members(q).items()}
@@ -52,7 +53,7 @@ def test_permitted_login_then_logout_all_queues(clean):
     assert (r["AGISTATUS"], r["QUEUESTAT"], r["QMT_REASON"], r["AQMSTATUS"]) == \
         ("SUCCESS", "LOGGEDOUT", "permitted", "ADDED")
     assert r["QUEUEUSER"] == NUM and r["QMT_COUNT"] == "1"
-    assert L.prompts(r["_log"]) == ["agent-loginok"] + DIGITS
+    assert prompts(r["_log"]) == ["agent-loginok"] + DIGITS
     assert_members(pbx, {"8008": {IFACE: (0, "Ivan Petrov")}})
     assert qlog(pbx, "ADDMEMBER") == ["8008"]
     assert any(re.search(rf"number={NUM} channel=Local/\d+@qmt-caller-\w+;2 queues=8008 state=LOGGEDOUT "
@@ -61,7 +62,7 @@ def test_permitted_login_then_logout_all_queues(clean):
     # the national form with the trunk prefix is the same person
     r = pbx.ast.call("8" + NUM[1:])
     assert (r["AGISTATUS"], r["QUEUESTAT"], r["RQMSTATUS"]) == ("SUCCESS", "LOGGEDIN", "REMOVED")
-    assert L.prompts(r["_log"]) == ["agent-loggedoff"]
+    assert prompts(r["_log"]) == ["agent-loggedoff"]
     assert_members(pbx, {})
     assert qlog(pbx, "REMOVEMEMBER") == ["8008"]
     assert qlog(pbx, "ADDMEMBER") == ["8008"]          # one each, no duplicate lines
@@ -73,14 +74,14 @@ def test_permitted_login_then_logout_one_queue(clean):
     pbx.allow(NUM, "8010", penalty=4)
     r = pbx.ast.call(NUM, target="8010")
     assert (r["QUEUESTAT"], r["AQMSTATUS"], r["QMT_COUNT"]) == ("LOGGEDOUT", "ADDED", "1")
-    assert L.prompts(r["_log"]) == ["agent-loginok"] + DIGITS
+    assert prompts(r["_log"]) == ["agent-loginok"] + DIGITS
     # only 8010; no member name in the table: the number stands for it
     assert_members(pbx, {"8010": {IFACE: (4, NUM)}})
     assert qlog(pbx, "ADDMEMBER") == ["8010"]
 
     r = pbx.ast.call(NUM, target="8010")
     assert (r["QUEUESTAT"], r["RQMSTATUS"]) == ("LOGGEDIN", "REMOVED")
-    assert L.prompts(r["_log"]) == ["agent-loggedoff"]
+    assert prompts(r["_log"]) == ["agent-loggedoff"]
     assert_members(pbx, {})
     assert qlog(pbx, "REMOVEMEMBER") == ["8010"]
 
@@ -92,7 +93,7 @@ def test_two_queues_with_different_penalties(clean):
     pbx.allow(NUM, "9999", penalty=0)                  # a queue Asterisk does not have
     r = pbx.ast.call(NUM)
     assert (r["QUEUESTAT"], r["QMT_COUNT"], r["AQMSTATUS"]) == ("LOGGEDOUT", "2", "ADDED")
-    assert L.prompts(r["_log"]) == ["agent-loginok"] + DIGITS
+    assert prompts(r["_log"]) == ["agent-loginok"] + DIGITS
     assert_members(pbx, {"8008": {IFACE: (1, "Anna Ivanova")}, "8010": {IFACE: (5, "Anna Ivanova")}})
     shown = re.sub(r"\x1b\[[0-9;]*m", "", pbx.ast.cli("queue show 8010"))
     assert f"Anna Ivanova ({IFACE}) with penalty 5" in shown
@@ -100,7 +101,7 @@ def test_two_queues_with_different_penalties(clean):
 
     r = pbx.ast.call(NUM)                              # all queues: leaves both
     assert (r["QUEUESTAT"], r["QMT_COUNT"], r["RQMSTATUS"]) == ("LOGGEDIN", "2", "REMOVED")
-    assert L.prompts(r["_log"]) == ["agent-loggedoff"]
+    assert prompts(r["_log"]) == ["agent-loggedoff"]
     assert_members(pbx, {})
     assert qlog(pbx, "REMOVEMEMBER") == ["8008", "8010"]
 
@@ -111,10 +112,10 @@ def test_refused_number(clean):
     r = pbx.ast.call("79990001122")                    # a valid number, not in the table
     assert (r["AGISTATUS"], r["QUEUESTAT"], r["QAGENT_UNAUTHORIZED"], r["QMT_REASON"]) == \
         ("SUCCESS", "DENIED", "1", "not_permitted")
-    assert L.prompts(r["_log"]) == ["pbx-invalid"]
+    assert prompts(r["_log"]) == ["pbx-invalid"]
     r = pbx.ast.call(NUM, target="8010")               # permitted, but not in that queue
     assert (r["QUEUESTAT"], r["QMT_REASON"]) == ("DENIED", "not_permitted")
-    assert L.prompts(r["_log"]) == ["pbx-invalid"]
+    assert prompts(r["_log"]) == ["pbx-invalid"]
     assert_members(pbx, {})
     assert new_queue_log(pbx) == []
 
@@ -152,7 +153,7 @@ def test_hostile_caller_id_is_refused(clean, cid):
     r = pbx.ast.result(slot)
     assert r["AGISTATUS"] == "SUCCESS"
     assert (r["QUEUESTAT"], r["QMT_REASON"], r["QUEUEUSER"]) == ("DENIED", "invalid_number", "")
-    assert L.prompts(r["_log"]) == ["pbx-invalid"]
+    assert prompts(r["_log"]) == ["pbx-invalid"]
     assert_members(pbx, {})
     assert new_queue_log(pbx) == []
     assert not any("evil" in c for c in chans_during + pbx.ast.channels())
@@ -173,12 +174,12 @@ def test_revoked_number_logs_out_and_cannot_return(clean):
     pbx.sql("UPDATE queue_mobile_agents SET enabled = 0 WHERE number = ?", (NUM,))
     r = pbx.ast.call(NUM)                              # a revoked member may still leave
     assert (r["QUEUESTAT"], r["RQMSTATUS"]) == ("LOGGEDIN", "REMOVED")
-    assert L.prompts(r["_log"]) == ["agent-loggedoff"]
+    assert prompts(r["_log"]) == ["agent-loggedoff"]
     assert_members(pbx, {})
 
     r = pbx.ast.call(NUM)                              # ...but not come back
     assert (r["QUEUESTAT"], r["QMT_REASON"]) == ("DENIED", "not_permitted")
-    assert L.prompts(r["_log"]) == ["pbx-invalid"]
+    assert prompts(r["_log"]) == ["pbx-invalid"]
     # an expired validity window refuses too
     pbx.sql("UPDATE queue_mobile_agents SET enabled = 1, valid_until = '2001-01-01 00:00:00'")
     r = pbx.ast.call(NUM, target="8008")
@@ -193,7 +194,7 @@ def test_allowlist_db_missing_plays_error_and_changes_nothing(clean):
     pbx.allow(NUM, "8010")
     assert pbx.ast.call(NUM, target="8008")["AQMSTATUS"] == "ADDED"
     pbx.allow(OTHER, "8010")
-    pbx.db.rename(pbx.root.p(L.SQLITE_DB + ".moved"))
+    pbx.db.rename(pbx.root.p(SQLITE_DB + ".moved"))
     pbx.log_mark = len(pbx.ast.log_text())
     mark = len(new_queue_log(pbx))
 
@@ -204,7 +205,7 @@ def test_allowlist_db_missing_plays_error_and_changes_nothing(clean):
         r = pbx.ast.call(caller, target=target)
         assert r["AGISTATUS"] == "SUCCESS"
         assert r["QUEUESTAT"] == "ERROR" and r["QMT_REASON"].startswith("db_"), r
-        assert L.prompts(r["_log"]) == ["sorry-youre-having-problems"]
+        assert prompts(r["_log"]) == ["sorry-youre-having-problems"]
         assert_members(pbx, {"8008": {IFACE: (0, NUM)}})
     assert new_queue_log(pbx)[mark:] == []
     # the driver did not create an empty database in its place
@@ -234,7 +235,7 @@ def test_member_leaves_without_row_or_db(clean):
 
     pbx.allow(NUM, "8008")
     assert pbx.ast.call(NUM)["AQMSTATUS"] == "ADDED"
-    pbx.db.rename(pbx.root.p(L.SQLITE_DB + ".moved"))
+    pbx.db.rename(pbx.root.p(SQLITE_DB + ".moved"))
     try:
         r = pbx.ast.call(NUM)                          # ...even with the allowlist gone
         assert (r["QUEUESTAT"], r["RQMSTATUS"]) == ("LOGGEDIN", "REMOVED")
@@ -243,7 +244,7 @@ def test_member_leaves_without_row_or_db(clean):
         assert (r["QUEUESTAT"], r["QMT_REASON"]) == ("ERROR", "db_not_found")
         assert_members(pbx, {})
     finally:
-        pbx.root.p(L.SQLITE_DB + ".moved").rename(pbx.db)
+        pbx.root.p(SQLITE_DB + ".moved").rename(pbx.db)
 
 
 def test_restart_keeps_members(clean):
@@ -251,13 +252,13 @@ def test_restart_keeps_members(clean):
     pbx.allow(NUM, "8008", penalty=1, name="Restart Test")
     pbx.allow(NUM, "8010", penalty=7, name="Restart Test")
     assert pbx.ast.call(NUM)["QMT_COUNT"] == "2"
-    before = {q: pbx.ast.members(q) for q in L.QUEUES}
+    before = {q: pbx.ast.members(q) for q in QUEUES}
     assert all(IFACE in m for m in before.values())
 
     pbx.ast.stop()
     assert not pbx.ast.running()
     pbx.ast.start()
-    after = {q: pbx.ast.members(q) for q in L.QUEUES}
+    after = {q: pbx.ast.members(q) for q in QUEUES}
     assert after == before                             # interface, penalty, name, dynamic
 
     r = pbx.ast.call(NUM)                              # and the toggle still sees them
@@ -268,7 +269,7 @@ def test_restart_keeps_members(clean):
 def consistent(pbx, iface=IFACE):
     """Members are never duplicated and queue_log adds up: per queue,
     ADDMEMBER - REMOVEMEMBER == 1 if a member else 0."""
-    for q in L.QUEUES:
+    for q in QUEUES:
         members = pbx.ast.member_list(q)
         assert len(members) == len(set(m.lower() for m in members)), f"duplicate member in {q}: {members}"
         now = members.count(iface)
@@ -289,10 +290,10 @@ def test_simultaneous_calls_from_one_number_stay_consistent(clean, calls):
             assert r["QUEUESTAT"] in ("LOGGEDIN", "LOGGEDOUT"), r
             assert r["AQMSTATUS"] in ("", "ADDED", "MEMBERALREADY"), r
             assert r["RQMSTATUS"] in ("", "REMOVED", "NOTINQUEUE"), r
-            assert L.prompts(r["_log"])[0] in ("agent-loginok", "agent-loggedoff")
+            assert prompts(r["_log"])[0] in ("agent-loginok", "agent-loggedoff")
         consistent(pbx)
         assert pbx.ast.running() and pbx.ast.cli("core show version").startswith("Asterisk 22")
-        state = {q: NUM in " ".join(pbx.ast.member_list(q)) for q in L.QUEUES}
+        state = {q: NUM in " ".join(pbx.ast.member_list(q)) for q in QUEUES}
         assert state["8008"] == state["8010"], f"half logged in: {state}"
     assert "Segmentation" not in new_log(pbx)
 

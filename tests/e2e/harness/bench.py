@@ -1,0 +1,47 @@
+"""What the benchmark scripts (tests/e2e/bench_*.py) run on: a fresh
+overlay root with Asterisk running and the project installed by install.sh,
+wheels filled on the host, as an admin would set it up."""
+
+import contextlib
+import sys
+
+from harness.asterisk import Asterisk
+from harness.chroot import chroot_python_version, ensure_chroot, fill_wheelhouse
+from harness.host import SetupError, why_unavailable
+from harness.root import WHEELS_IN_ROOT, Root
+
+
+@contextlib.contextmanager
+def installed_pbx(tag):
+    """A fresh overlay root with Asterisk running and the project installed
+    by install.sh (wheels filled on the host). Yields (root, asterisk,
+    chroot Python version); SetupError names a failed step."""
+    base = ensure_chroot()
+    pyver = chroot_python_version(base)
+    with Root(base, tag=tag) as root:
+        ast = Asterisk(root)
+        try:
+            ast.start()
+            root.copy_repo()
+            fill_wheelhouse(root.p(WHEELS_IN_ROOT), pyver)
+            p = root.install("--wheelhouse", WHEELS_IN_ROOT)
+            if p.returncode != 0:
+                raise SetupError("install.sh", p.stdout + p.stderr)
+            yield root, ast, pyver
+        finally:
+            ast.stop()
+
+
+def bench_on_installed_pbx(name, tag, body):
+    """A benchmark's main: body(root, asterisk, python version) on an
+    installed PBX, its exit code; 2, with one line, when it cannot run."""
+    why = why_unavailable()
+    if why:
+        print(f"{name}: cannot run: {why}", file=sys.stderr)
+        return 2
+    try:
+        with installed_pbx(tag) as (root, ast, pyver):
+            return body(root, ast, pyver)
+    except SetupError as e:
+        print(f"{name}: {e}", file=sys.stderr)
+        return 2
