@@ -29,6 +29,7 @@ import tempfile
 import threading
 
 import pytest
+
 from support import REPO, SQLITE_DRIVER, Allowlist, OdbcHome, Toggle, make_sqlite_allowlist
 
 MARIADB_DRIVER = "MariaDB Unicode"
@@ -281,9 +282,9 @@ class MariaDB(Server):
                                         " WHERE User = '%s' AND is_role = 'N'" % self.agi_user).split()
         revokes = self.admin_sql(None, (
             "SELECT CONCAT('REVOKE ALL PRIVILEGES ON `', Db, '`.* FROM PUBLIC;') FROM mysql.db"
-            " WHERE User = 'PUBLIC' AND Db = '{0}' UNION ALL"
+            f" WHERE User = 'PUBLIC' AND Db = '{self.database}' UNION ALL"
             " SELECT CONCAT('REVOKE ALL PRIVILEGES ON `', Db, '`.`', Table_name, '` FROM PUBLIC;')"
-            " FROM mysql.tables_priv WHERE User = 'PUBLIC' AND Db = '{0}'").format(self.database))
+            f" FROM mysql.tables_priv WHERE User = 'PUBLIC' AND Db = '{self.database}'"))
         self.admin_sql(None, "DROP DATABASE IF EXISTS `%s`; %s DROP USER IF EXISTS %s" % (
             self.database, revokes, ", ".join(accounts) or "'%s'@'localhost'" % self.agi_user))
 

@@ -8,6 +8,7 @@ import os
 import shutil
 
 import pytest
+
 from fake_ami import FakeAmi
 from fake_asterisk import FakeAsterisk
 

@@ -5,6 +5,7 @@ import datetime
 import os
 
 import pytest
+
 from support import utc_now
 
 N = "79112223344"

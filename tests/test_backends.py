@@ -7,6 +7,7 @@ import datetime
 import os
 
 import pytest
+
 from support import REPO, split_sql, utc_now
 
 pytest.register_assert_rewrite("dbservers")

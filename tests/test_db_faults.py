@@ -9,6 +9,7 @@ database."""
 import os
 
 import pytest
+
 from support import SQLITE_DRIVER
 
 pytest.register_assert_rewrite("dbservers")

@@ -9,9 +9,26 @@ import pytest
 from qmt.allowlist import odbc_reason
 from qmt.config import ConfigError, Settings, load_settings
 from qmt.log import decision_line
-from qmt.rules import (ACTIVE, DENIED, ERROR, LOGGEDIN, LOGGEDOUT, PAUSED, Decision, Grant, LookupFailure,
-                       Membership, answer_variables, candidate_queues, confirms_answer, decide_all_queues,
-                       decide_one_queue, judge_row, safe_member_name, without_passwords)
+from qmt.rules import (
+    ACTIVE,
+    DENIED,
+    ERROR,
+    LOGGEDIN,
+    LOGGEDOUT,
+    PAUSED,
+    Decision,
+    Grant,
+    LookupFailure,
+    Membership,
+    answer_variables,
+    candidate_queues,
+    confirms_answer,
+    decide_all_queues,
+    decide_one_queue,
+    judge_row,
+    safe_member_name,
+    without_passwords,
+)
 
 NOW = datetime.datetime(2026, 11, 27, 12, 0, 0)
 NUMBER = "79112223344"

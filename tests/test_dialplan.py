@@ -6,6 +6,7 @@ Asterisk is tested in tests/e2e/."""
 import re
 
 import pytest
+
 from lint_dialplan import DIALPLAN, TEST_PBX, lint
 
 

@@ -6,6 +6,7 @@ import os
 import stat
 
 import pytest
+
 from qmt.install.files import Ownership, SafeFiles
 from qmt.install.report import InstallError
 

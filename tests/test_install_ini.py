@@ -3,6 +3,7 @@ does not concern comes back byte for byte; names compare case-insensitively."""
 
 from hypothesis import given
 from hypothesis import strategies as st
+
 from qmt.install import ini
 
 ODBC = """\

@@ -6,6 +6,7 @@ import io
 import os
 
 import pytest
+
 from qmt.install import asterisk
 from qmt.install.connection import any_dsn, config_connection, masked, plain_dsn
 from qmt.install.facts import CONFIG, MANIFEST, ODBC_INI

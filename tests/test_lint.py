@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+
 from support import REPO
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

@@ -14,6 +14,7 @@ import sys
 import tempfile
 
 import pytest
+
 from qmt import privileges
 from qmt.privileges import PrivilegeError, first_unsafe_name, leave_root
 from support import REPO

@@ -37,14 +37,15 @@ import traceback
 import types
 
 import asterisk.agi  # noqa: F401  imported before forking, so that no child pays for it
-import fake_asterisk
 import pyodbc  # noqa: F401
 import pytest
+from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import strategies as st
+
+import fake_asterisk
 import qmt.toggle  # noqa: F401
 from fake_ami import FakeAmi
 from fake_asterisk import FakeAsterisk
-from hypothesis import HealthCheck, assume, example, given, settings
-from hypothesis import strategies as st
 from qmt.pbx import MAX_AGI_LINE
 from qmt.pin import hash_pin
 from qmt.rules import normalise_number
@@ -130,7 +131,7 @@ class ForkedScript:
             os.environ.clear()
             os.environ.update(env)
             # pytest captured these; the script starts with the plain streams
-            sys.stdin = open(0, "r", encoding="utf-8", closefd=False)
+            sys.stdin = open(0, encoding="utf-8", closefd=False)
             sys.stdout = open(1, "w", encoding="utf-8", closefd=False)
             sys.stderr = open(2, "w", encoding="utf-8", closefd=False)
             from qmt.toggle import main

@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+
 from qmt.pin import hash_pin
 from support import REPO
 

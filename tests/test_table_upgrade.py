@@ -15,6 +15,7 @@ import re
 import subprocess
 
 import pytest
+
 from support import REPO, split_sql, write_config
 
 pytest.register_assert_rewrite("dbservers")
@@ -112,9 +113,9 @@ DEFINITION_SQL = {
     "sqlite": "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = '%s'" % TABLE,
     "mariadb": "SHOW CREATE TABLE " + TABLE,
     "postgresql": ("SELECT attname || ' ' || format_type(atttypid, atttypmod) FROM pg_attribute"
-                   " WHERE attrelid = '{0}'::regclass AND attnum > 0 AND NOT attisdropped"
+                   f" WHERE attrelid = '{TABLE}'::regclass AND attnum > 0 AND NOT attisdropped"
                    " UNION ALL SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint"
-                   " WHERE conrelid = '{0}'::regclass ORDER BY 1").format(TABLE),
+                   f" WHERE conrelid = '{TABLE}'::regclass ORDER BY 1"),
 }
 
 

@@ -14,6 +14,7 @@ the stranger's number in From, reaching the toggle through an IVR context.
 import re
 
 import pytest
+
 from harness.logs import prompts
 from harness.pbx_config import QUEUES, SIP_ENDPOINT
 from harness.sip import SipCall

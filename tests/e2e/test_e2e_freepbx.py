@@ -20,8 +20,9 @@ import os
 import re
 import time
 
-import freepbx as F
 import pytest
+
+import freepbx as F
 from harness.host import SetupError
 from harness.logs import prompts, wait_for
 from qmt.pin import hash_pin

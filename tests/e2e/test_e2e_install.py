@@ -9,9 +9,9 @@ import sqlite3
 import subprocess
 import uuid
 
-import harness as L
 import pytest
 
+import harness as L
 from qmt import __version__ as QMT_VERSION
 
 CONF = "/etc/asterisk/queue_mobile_toggle.conf"

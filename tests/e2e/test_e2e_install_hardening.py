@@ -4,8 +4,9 @@ root, PASSWD, what --uninstall leaves), inside the Debian sid chroot."""
 
 import shlex
 
-import harness as L
 import pytest
+
+import harness as L
 
 CONF = "/etc/asterisk/queue_mobile_toggle.conf"
 CUSTOM = "/etc/asterisk/extensions_custom.conf"

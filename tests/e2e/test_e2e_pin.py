@@ -6,6 +6,7 @@ import re
 import time
 
 import pytest
+
 from harness.logs import prompts
 from qmt.pin import hash_pin
 from test_e2e_toggle import DIGITS, IFACE, NUM, assert_members, qlog

@@ -10,6 +10,7 @@ write that file, whatever command root types."""
 import subprocess
 
 import pytest
+
 from harness.root import SQLITE_DB
 from test_e2e_qmt import qmt
 from test_e2e_toggle import NUM, OTHER

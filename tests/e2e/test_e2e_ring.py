@@ -8,6 +8,7 @@ import re
 import time
 
 import pytest
+
 from harness.chroot import CHROOT
 from harness.logs import prompts, route_leg_prompts, wait_for
 from harness.pbx_config import shorten_prompts

@@ -9,6 +9,7 @@ restored: the session PBX is shared."""
 import re
 
 import pytest
+
 from harness.logs import prompts
 from test_e2e_qmt import qmt, qmt_json
 from test_e2e_toggle import IFACE, NUM, OTHER, assert_members, new_log, new_queue_log

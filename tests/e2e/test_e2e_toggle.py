@@ -7,6 +7,7 @@ import re
 import time
 
 import pytest
+
 from harness.logs import prompts
 from harness.pbx_config import QUEUES
 from harness.root import SQLITE_DB
