@@ -28,7 +28,7 @@ from typing import Any, NoReturn, Optional, TypeVar
 from . import allowlist as db
 from .ami import Ami, AmiError, AmiView, Message, ami_from_settings, member_in_call
 from .asterisk_cli import AsteriskCliError, astdb_delete, astdb_family, asterisk_cli, route_dials
-from .config import CONFIG_PATH, ConfigError, Settings, load_settings
+from .config import CONFIG_PATH, SWEEP_CRON, SWEEP_UNITS, ConfigError, Settings, load_settings
 from .decision import decide, utc_now
 from .dialplan import CONFIRM_CONTEXT, RING_CONTEXT, RING_FAMILY
 from .log import LOG_TAG, write_log
@@ -525,7 +525,7 @@ def describe_lock(lock: Document | None) -> str:
 
 
 def sweep_timer() -> str:
-    for path in ("/etc/systemd/system/qmt-sweep.timer", "/etc/cron.d/queue-mobile-toggle"):
+    for path in (SWEEP_UNITS + ".timer", SWEEP_CRON):
         if os.path.isfile(path):
             return "runs from " + path
     return ""

@@ -17,6 +17,13 @@ SOUND_NAME = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*\Z")
 FIXED_CALLER_ID = re.compile(r"\+?[0-9]{1,20}\Z")
 
 CONFIG_PATH = "/etc/asterisk/queue_mobile_toggle.conf"
+DEFAULT_DSN = "queue_mobile_toggle"              # install.sh's SQLite allowlist
+DEFAULT_CONNECTION = "DSN=" + DEFAULT_DSN
+DEFAULT_AMI_PORT = "5038"                        # Asterisk's own default too
+# Where install.sh puts the sweep (`qmt sweep --apply` every 5 minutes):
+# systemd's units, else a cron file. `qmt doctor` looks for them there.
+SWEEP_UNITS = "/etc/systemd/system/qmt-sweep"    # .service and .timer
+SWEEP_CRON = "/etc/cron.d/queue-mobile-toggle"
 SYSLOG_FACILITIES = ("user", "daemon") + tuple("local%d" % n for n in range(8))
 
 
@@ -38,7 +45,7 @@ class Settings:
 
     def __init__(self, parser: configparser.ConfigParser) -> None:
         get = parser.get
-        self.connection = get("database", "connection", fallback="DSN=queue_mobile_toggle").strip()
+        self.connection = get("database", "connection", fallback=DEFAULT_CONNECTION).strip()
         self.timeout = _positive_float(get("database", "timeout", fallback="3"), "database.timeout")
         self._read_member(parser)
         self.country_code = _digits(get("numbers", "country_code", fallback="7"), "numbers.country_code")
@@ -51,7 +58,7 @@ class Settings:
         self.syslog_facility = get("log", "syslog_facility", fallback="local0").strip().lower()
         # The manager account of the `qmt` command (install.sh writes it).
         self.ami_host = get("ami", "host", fallback="127.0.0.1").strip()
-        self.ami_port = _whole(get("ami", "port", fallback="5038"), "ami.port", 1, 65535)
+        self.ami_port = _whole(get("ami", "port", fallback=DEFAULT_AMI_PORT), "ami.port", 1, 65535)
         self.ami_username = get("ami", "username", fallback="").strip()
         self.ami_secret = get("ami", "secret", fallback="").strip()
         # PINs (README, Security): who needs one, how long to wait, the lockout.

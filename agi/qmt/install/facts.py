@@ -10,7 +10,12 @@ from __future__ import annotations
 import re
 
 from ..allowlist import TABLE as TABLE
-from ..config import CONFIG_PATH
+from ..config import CONFIG_PATH, DEFAULT_AMI_PORT
+from ..config import DEFAULT_CONNECTION as DEFAULT_CONNECTION
+from ..config import DEFAULT_DSN as DEFAULT_DSN
+from ..config import SWEEP_CRON as SWEEP_CRON
+from ..config import SWEEP_UNITS as SWEEP_UNITS
+from ..dialplan import AGI_SCRIPT, DIALPLAN_FILE, ENTRY_CONTEXT
 
 PREFIX = "/opt/queue-mobile-toggle"
 VENV = PREFIX + "/venv"
@@ -22,9 +27,9 @@ AST_USER = "asterisk"
 ASTETC = "/etc/asterisk"
 CONFIG = CONFIG_PATH
 CONFIG_EXAMPLE = "agi/queue_mobile_toggle.conf.example"
-DIALPLAN = "extensions_queue_mobile_toggle.conf"
-SCRIPT = "queue_mobile_toggle.py"
-CONTEXT = "app-queue-toggle-mob"
+DIALPLAN = DIALPLAN_FILE
+SCRIPT = AGI_SCRIPT
+CONTEXT = ENTRY_CONTEXT
 INCLUDE_LINE = "#include " + DIALPLAN
 INCLUDE_RE = re.compile(rf"^\s*#include\s+\"?{re.escape(DIALPLAN)}\"?\s*$")
 EXTENSIONS = ASTETC + "/extensions.conf"
@@ -32,11 +37,7 @@ EXTENSIONS_CUSTOM = ASTETC + "/extensions_custom.conf"
 ASTERISK_CONF = ASTETC + "/asterisk.conf"
 STOCK_AGI_DIR = "/var/lib/asterisk/agi-bin"
 
-# The allowlist: an ODBC DSN; by default a SQLite file made here.
-# (To move: DEFAULT_DSN and DEFAULT_CONNECTION belong in qmt.config, whose
-# Settings spells the default connection inline.)
-DEFAULT_DSN = "queue_mobile_toggle"
-DEFAULT_CONNECTION = "DSN=" + DEFAULT_DSN
+# The allowlist: an ODBC DSN (qmt.config's DEFAULT_DSN); by default a SQLite file made here.
 SQLITE_DB = "/var/lib/asterisk/queue_mobile_toggle.sqlite"
 SQLITE_MODE = 0o660
 ODBC_INI = "/etc/odbc.ini"
@@ -45,20 +46,16 @@ ODBCINST_INI = "/etc/odbcinst.ini"               # where the ODBC drivers are re
 PG_DRIVER = "PostgreSQL Unicode"                 # psqlODBC's name there
 BACKENDS = ("sqlite", "mariadb", "postgresql")
 
-# The manager account of `qmt`. (To move: AMI_DEFAULT_PORT is qmt.config's
-# fallback for [ami] port, spelled inline there.)
+# The manager account of `qmt`.
 MANAGER_CONF = ASTETC + "/manager.conf"
 MANAGER_CUSTOM = ASTETC + "/manager_custom.conf"
 MANAGER_D_FILE = ASTETC + "/manager.d/queue_mobile_toggle.conf"
 AMI_USER = "qmt"
-AMI_DEFAULT_PORT = "5038"
+AMI_DEFAULT_PORT = DEFAULT_AMI_PORT
 AMI_OWN_FILE = "manager_queue_mobile_toggle.conf"  # where manager.conf includes nothing we can use
 AMI_INCLUDE_LINE = "#include " + AMI_OWN_FILE
 
-# qmt sweep --apply every 5 minutes. (To move: qmt.cli's doctor spells these
-# two paths inline.)
-SWEEP_CRON = "/etc/cron.d/queue-mobile-toggle"
-SWEEP_UNITS = "/etc/systemd/system/qmt-sweep"     # .service and .timer
+# qmt sweep --apply every 5 minutes (the paths: qmt.config, which qmt doctor reads).
 SWEEP_TIMER = "qmt-sweep.timer"
 SWEEP_COMMAND = QMT_LINK + " sweep --apply"
 
