@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import Any, NoReturn, Optional, TypeVar
 
 from . import allowlist as db
+from . import queue_log, report, report_html
 from .ami import Ami, AmiError, AmiView, Message, ami_from_settings, member_in_call
 from .asterisk_cli import AsteriskCliError, astdb_delete, astdb_family, asterisk_cli, route_dials
 from .config import CONFIG_PATH, SWEEP_CRON, SWEEP_UNITS, ConfigError, Settings, load_settings
@@ -198,6 +199,65 @@ def cmd_unlock(args: argparse.Namespace, settings: Settings) -> int:
     emit(args, {"number": number, "unlocked": removed},
          ["%s: %s" % (number, "unlocked: its wrong PINs are forgotten" if removed else "had no lockout record")])
     return OK if removed else PROBLEM
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    """What each mobile member did between --since and --until, from queue_log."""
+    try:
+        zone, zone_name = report.local_zone(args.tz)
+        window = report.window_of(args.since, args.until, zone, zone_name, time.time())
+    except (ValueError, KeyError) as problem:
+        raise UsageError("%s" % problem) from None
+    number = number_argument(args.number, settings) if args.number else None
+    rows, table_error = [], None
+    try:                       # the member names of the table; the report goes on without them
+        rows = with_allowlist(settings, None, db.read_table)
+    except Unreachable as problem:
+        table_error = "%s: member names are not known, only numbers" % problem
+    agents = report.Agents(settings.member_templates, [(row[0], row[1], row[3]) for row in rows])
+    found = report.Report(window, agents, queue_argument(args.queue), number)
+    counter = queue_log.Counter()
+    if args.odbc:
+        if not queue_log.TABLE_NAME.match(args.table):
+            raise UsageError("--table: a table name (letters, digits, _)")
+        connection = "DSN=" + args.odbc if re.fullmatch(DSN_NAME, args.odbc) else args.odbc
+        try:
+            queue_log.read_table(connection, args.table, datetime.timezone.utc if args.table_utc else zone,
+                                 counter, found.feed_all)
+        except db.DatabaseError as error:
+            raise Unreachable("queue_log table: %s: %s" % (error.reason, without_passwords(error.detail))) from None
+    else:
+        files = queue_log.rotated_files(args.queue_log)
+        if not files:
+            raise Unreachable("no queue_log at %s" % args.queue_log)
+        try:
+            found.feed_all(queue_log.file_entries(files, counter))
+        except OSError as error:
+            raise Unreachable("queue_log: %s" % error) from None
+    document = report.document(found, counter.read, counter.skipped)
+    if table_error:
+        print("qmt: " + table_error, file=sys.stderr)
+    write_report(args, document)
+    return OK
+
+
+def write_report(args: argparse.Namespace, document: Document) -> None:
+    if args.html:
+        page = report_html.page(document)
+        if args.html == "-":
+            sys.stdout.write(page)
+            return
+        try:
+            with open(args.html, "w", encoding="utf-8") as out:
+                out.write(page)
+        except OSError as error:
+            raise Unreachable("--html: %s (as root, qmt writes as the asterisk user: give a folder it may "
+                              "write, or --html - > FILE)" % error) from None
+    elif args.csv:
+        import csv
+        csv.writer(sys.stdout, lineterminator="\n").writerows(report.csv_rows(document))
+    else:
+        emit(args, document, report.text_lines(document))
 
 
 def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
@@ -657,6 +717,24 @@ def parser() -> argparse.ArgumentParser:
     command("hash-pin", cmd_hash_pin, "print the pin_hash value of a PIN (read from the terminal, not argv)")
     sub = command("unlock", cmd_unlock, "forget NUMBER's wrong PINs, ending a lockout")
     sub.add_argument("number")
+    sub = command("report", cmd_report, "what each mobile number did in the queues (sessions, pauses, calls), "
+                  "from queue_log; times in the PBX's zone")
+    sub.add_argument("--since", metavar="TIME", help="from (YYYY-MM-DD [HH:MM[:SS]], today, yesterday; "
+                     "default: 6 days before today, midnight)")
+    sub.add_argument("--until", metavar="TIME", help="up to, not including (default: now)")
+    sub.add_argument("--queue")
+    sub.add_argument("--number")
+    sub.add_argument("--tz", metavar="ZONE", help="the PBX's time zone (default: $TZ, else /etc/localtime)")
+    sub.add_argument("--queue-log", default=queue_log.QUEUE_LOG, metavar="FILE",
+                     help="the file; its rotated copies (FILE.1, FILE.2.gz, FILE-DATE) are read too "
+                          "(default %(default)s)")
+    sub.add_argument("--odbc", metavar="DSN", help="read a queue_log table instead: a DSN or a connection string")
+    sub.add_argument("--table", default="queue_log", help="the table's name (default %(default)s)")
+    sub.add_argument("--table-utc", action="store_true", help="the table's times are UTC "
+                     "(logger.conf queue_log_realtime_use_gmt = yes)")
+    form = sub.add_mutually_exclusive_group()
+    form.add_argument("--csv", action="store_true", help="print CSV: a row per number and queue, then the total")
+    form.add_argument("--html", metavar="FILE", help="write a self-contained page with charts (- : stdout)")
     command("doctor", cmd_doctor, "check the installation (config, database, manager, ring path, the route to "
             "every permitted number, confirmation, queue timeouts, sweep timer)")
     return top
