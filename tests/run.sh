@@ -16,7 +16,7 @@ cd "$repo"
 say() { echo "tests/run.sh: $*"; }
 
 PACKAGES=(unixodbc libsqliteodbc odbc-mariadb odbc-postgresql debootstrap time
-          python3-venv sqlite3 ca-certificates shellcheck)
+          python3-venv sqlite3 ca-certificates shellcheck chromium)
 
 missing_packages() {
     local p
