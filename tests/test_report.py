@@ -330,3 +330,12 @@ def test_the_page_has_a_chart_per_number_with_a_bar_per_day_and_figure():
     assert len(re.findall(r'<rect class="accepted" data-day="2026-12-01" data-value="2"', page)) == 1
     assert len(re.findall(r'<rect class="missed" data-day="2026-12-01" data-value="3"', page)) == 1
     assert len(re.findall(r'<rect class="logged"', page)) == 4        # 2 numbers x 2 days
+
+
+@pytest.mark.parametrize("values, middle", [([4], 4.0), ([4, 8], 6.0), ([3, 3, 9], 3.0), ([1, 2, 9, 9], 5.5),
+                                            ([], None)])
+def test_the_median_ring_time_is_that_of_the_accepted_calls(values, middle):
+    counts = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    assert report.median(counts) == middle

@@ -173,7 +173,7 @@ class Member:
         self.paused_by_reason: dict[str, float] = {}
         self.rung = self.accepted = self.rejected = self.unconfirmed = self.ring_faults = 0
         self.missed_by_cause: dict[str, int] = {}
-        self.ring_seconds: list[int] = []
+        self.ring_seconds: dict[int, int] = {}             # ring seconds -> accepted calls: bounded
         self.names: set[str] = set()
         # per day: logged in, paused (seconds), accepted, missed
         self.days = [[0.0, 0.0, 0, 0] for _ in range(days)]
@@ -288,7 +288,8 @@ class Report:
             member.accepted += 1
             day[2] += 1
             if len(data) > 2 and data[2].isdigit():
-                member.ring_seconds.append(int(data[2]))
+                ring = int(data[2])
+                member.ring_seconds[ring] = member.ring_seconds.get(ring, 0) + 1
         elif event in TALK_EVENTS and len(data) >= 2 and data[-2].isdigit():
             member.talk += int(data[-2])
         elif event in ("QMTREJECT", "QMTNOCONFIRM"):
@@ -362,12 +363,22 @@ class Report:
 
 # -- the document (JSON; the CSV, text and HTML are views of it) --------------------------------
 
-def median(values: Sequence[int]) -> float | None:
-    if not values:
+def median(counts: dict[int, int]) -> float | None:
+    """The median of values given as {value: how often}."""
+    total = sum(counts.values())
+    if not total:
         return None
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return float(ordered[middle]) if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    return (nth(counts, (total - 1) // 2) + nth(counts, total // 2)) / 2
+
+
+def nth(counts: dict[int, int], position: int) -> int:
+    """The value at `position` (from 0) of the values in order."""
+    seen = 0
+    for value in sorted(counts):
+        seen += counts[value]
+        if seen > position:
+            return value
+    raise IndexError(position)
 
 
 def seconds(value: float) -> int:
@@ -378,7 +389,10 @@ def figures(members: Sequence[Member]) -> Document:
     """The figures of one member, or the sums of a queue's."""
     paused: dict[str, float] = {}
     missed: dict[str, int] = {}
+    ring_counts: dict[int, int] = {}
     for m in members:
+        for ring, count in m.ring_seconds.items():
+            ring_counts[ring] = ring_counts.get(ring, 0) + count
         for reason, value in m.paused_by_reason.items():
             paused[reason] = paused.get(reason, 0.0) + value
         for cause, count in m.missed_by_cause.items():
@@ -395,7 +409,7 @@ def figures(members: Sequence[Member]) -> Document:
         "unconfirmed": sum(m.unconfirmed for m in members),
         "ring_faults": sum(m.ring_faults for m in members),
         "talk_s": seconds(sum(m.talk for m in members)),
-        "median_ring_to_accept_s": median([value for m in members for value in m.ring_seconds]),
+        "median_ring_to_accept_s": median(ring_counts),
     }
 
 
