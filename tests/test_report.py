@@ -339,3 +339,17 @@ def test_the_median_ring_time_is_that_of_the_accepted_calls(values, middle):
     for value in values:
         counts[value] = counts.get(value, 0) + 1
     assert report.median(counts) == middle
+
+
+def test_a_call_that_rang_the_mailbox_twice_counts_once():
+    text = f"""\
+09:00:00|1.1|8008|{IFACE1}|ADDMEMBER|
+09:10:00|c1|8008|{N1}|QMTNOCONFIRM|TIMEOUT
+09:10:00|c1|8008|{N1}|QMTMISSED|CONGESTION|1
+09:10:00|c1|8008|Ivan|RINGNOANSWER|9000
+09:10:20|c1|8008|{N1}|QMTNOCONFIRM|TIMEOUT
+09:10:20|c1|8008|{N1}|QMTMISSED|CONGESTION|1|same_call
+09:10:20|c1|8008|Ivan|RINGNOANSWER|9000
+"""
+    row = member(run(text), N1)
+    assert (row["rung"], row["unconfirmed"], row["missed_by_cause"]) == (1, 1, {"unconfirmed": 1})

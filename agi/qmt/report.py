@@ -294,12 +294,13 @@ class Report:
             member.talk += int(data[-2])
         elif event in ("QMTREJECT", "QMTNOCONFIRM"):
             kind = "rejected" if event == "QMTREJECT" else "unconfirmed"
-            setattr(member, kind, getattr(member, kind) + 1)
+            if member.refused.get(call) != kind:           # once per call, however often it rang again
+                setattr(member, kind, getattr(member, kind) + 1)
             if len(member.refused) >= RECENT_CALLS:
                 member.refused.pop(next(iter(member.refused)))
             member.refused[call] = kind
         elif event == "QMTMISSED" and data[2:3] != ("same_call",):
-            cause = member.refused.pop(call, "") or (data[0].lower() if data and data[0] else "unknown")
+            cause = member.refused.get(call, "") or (data[0].lower() if data and data[0] else "unknown")
             member.missed_by_cause[cause] = member.missed_by_cause.get(cause, 0) + 1
             day[3] += 1
         elif event == "QMTRINGFAULT":
