@@ -1,6 +1,7 @@
 """`qmt report` as the admin runs it: the file with the member names from
-the real SQLite3 ODBC allowlist, a queue_log table through the SQLite3 ODBC
-driver, the CSV, and the HTML page as Debian's Chromium shows it."""
+the real SQLite3 ODBC allowlist, a queue_log table through the real ODBC
+drivers (SQLite3 here; MariaDB and PostgreSQL in the servers layer), the
+CSV, and the HTML page as Debian's Chromium shows it."""
 
 import csv
 import datetime
@@ -17,6 +18,11 @@ from qmt import report as qmt_report
 from support import SQLITE_DRIVER
 from test_cli import assert_one_line_error, qmt
 from test_report import N1, WORKING_DAY, ZONE_NAME, qlog
+
+pytest.register_assert_rewrite("dbservers")
+from dbservers import BACKENDS, make_toggle  # noqa: E402
+
+pytest_plugins = ["dbservers"]
 
 WINDOW = ["--tz", ZONE_NAME, "--since", "2026-12-01", "--until", "2026-12-02"]
 CHROMIUM = shutil.which("chromium")
@@ -192,3 +198,35 @@ def test_the_page_makes_no_network_request(named, tmp_path):
     fetching = tmp_path / "fetching.html"
     fetching.write_text('<html><body><img src="http://127.0.0.1:9/x.png"></body></html>')
     assert page_requests(str(fetching), tmp_path) == {"http://127.0.0.1:9/x.png"}
+
+
+# -- the table on every backend (MariaDB and PostgreSQL: the servers layer) ---------------------
+
+TIME_COLUMN = {"sqlite": "VARCHAR(26)", "mariadb": "DATETIME(6)", "postgresql": "TIMESTAMP"}
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_queue_log(request, tmp_path, odbc):
+    """A queue_log table of Asterisk's adaptive layout on the backend, filled
+    with the working day (DATETIME values where the column is one); the
+    connection string of an account that may read it."""
+    toggle = make_toggle(request.param, request, tmp_path, odbc)
+    toggle.allowlist.add(N1, "8008", member_name="Ivan")
+    db = toggle.allowlist
+    db.execute("DROP TABLE IF EXISTS qmt_test_queue_log")
+    db.execute("CREATE TABLE qmt_test_queue_log (time %s, callid VARCHAR(32), queuename VARCHAR(32), agent "
+               "VARCHAR(64), event VARCHAR(32), data1 VARCHAR(100), data2 VARCHAR(100), data3 VARCHAR(100), "
+               "data4 VARCHAR(100), data5 VARCHAR(100))" % TIME_COLUMN[request.param])
+    for row, _ in table_rows(WORKING_DAY):
+        if request.param != "sqlite":
+            row[0] = datetime.datetime.strptime(row[0], "%Y-%m-%d %H:%M:%S.%f")
+        db.execute("INSERT INTO qmt_test_queue_log VALUES (?,?,?,?,?,?,?,?,?,?)", *row)
+    yield toggle, db.connection_string
+    db.execute("DROP TABLE qmt_test_queue_log")
+
+
+def test_report_reads_the_queue_log_table_on_each_backend(backend_queue_log):
+    toggle, connection = backend_queue_log
+    result = report(toggle, "--json", "--odbc", connection, "--table", "qmt_test_queue_log")
+    assert result.returncode == 0, result.stderr
+    assert [figures_of(row) for row in json.loads(result.stdout)["members"]] == [WORKING_DAY_FIGURES]

@@ -491,10 +491,10 @@ def text_lines(doc: Document) -> list[str]:
                 continue
             names = " (%s)" % ", ".join(row["names"]) if row["names"] else ""
             lines.append("  %s%s: %s" % (row["number"], names, figures_line(row)))
-            for s in row["session_list"]:
-                lines.append("    session %s .. %s%s" % (s["login"] if s["login_seen"] else "(before the log) "
-                                                         + str(s["login"]), s["logout"] or "(open)",
-                                                         "" if s["logout"] else " counted to " + doc["until"]))
+            for session in row["session_list"]:
+                login = session["login"] if session["login_seen"] else "%s (the log begins)" % session["login"]
+                logout = session["logout"] or "open, counted to %s" % doc["until"]
+                lines.append("    session %s .. %s" % (login, logout))
         lines.append("  total: " + figures_line(total))
     if not doc["queues"]:
         lines.append("no mobile member in the queue_log for this time")
