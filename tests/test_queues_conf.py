@@ -80,3 +80,13 @@ def test_a_fifo_where_queues_conf_belongs_is_unreadable_at_once(tmp_path):
     assert queue_timeouts(str(fifo)) is None
     (tmp_path / "main.conf").write_text("#include queues.conf\n[8008]\ntimeout = 40\n")
     assert queue_timeouts(str(tmp_path / "main.conf")) == {"8008": 40}
+
+
+def test_persistent_members_is_read_as_app_queue_reads_it(tmp_path):
+    from qmt.queues_conf import persistent_members
+    conf = tmp_path / "queues.conf"
+    assert persistent_members(str(conf)) is None                      # unreadable: not known
+    conf.write_text("[general]\npersistentmembers = yes\n")
+    assert persistent_members(str(conf)) is True
+    conf.write_text("[general]\nautofill = yes\n\n[8008]\npersistentmembers = yes\n")
+    assert persistent_members(str(conf)) is False                     # app_queue's default: off

@@ -353,3 +353,23 @@ def test_a_call_that_rang_the_mailbox_twice_counts_once():
 """
     row = member(run(text), N1)
     assert (row["rung"], row["unconfirmed"], row["missed_by_cause"]) == (1, 1, {"unconfirmed": 1})
+
+
+def test_without_persistent_members_a_restart_ends_the_session_at_the_last_line_before_it():
+    text = f"""\
+09:00:00|1.1|8008|{IFACE1}|ADDMEMBER|
+09:30:00|c1|8008|Ivan|RINGNOANSWER|100
+10:00:00|NONE|NONE|NONE|QUEUESTART|
+11:00:00|1.2|8008|{IFACE1}|REMOVEMEMBER|
+"""
+    zone, name = report.local_zone(ZONE_NAME)
+    found = report.Report(report.window_of(DAY, "2026-12-02", zone, name, 0),
+                          report.Agents(Settings.defaults().member_templates, TABLE_ROWS), persistent=False)
+    found.feed_all(map(queue_log.parse_line, qlog(text).splitlines()))
+    row = member(report.document(found), N1)
+    assert (row["logged_in_s"], row["last_logout"]) == (1800, "2026-12-01 09:30:00+03:00")
+
+
+def test_a_log_that_begins_with_a_logout_has_no_session():
+    doc = run(f"09:00:00|1.2|8008|{IFACE1}|REMOVEMEMBER|\n")
+    assert doc["members"] == []

@@ -14,6 +14,9 @@ qmt.toggle) and the admin command `qmt` (qmt.cli). Modules, one concern each:
     log           one line per decision, to syslog or a file
     toggle        one AGI call: ask, decide, answer the dialplan
     cli           the `qmt` command
+    queue_log     Asterisk's queue_log (file, rotated copies, ODBC table) as a stream of entries
+    report        `qmt report`: sessions, pauses and calls per number and queue, text/JSON/CSV
+    report_html   `qmt report --html`: one self-contained page with inline SVG charts
     privileges    root's `qmt` becomes the asterisk user before it reads anything
     install       install.sh's file steps, --check and --uninstall (stdlib only; run
                   from the source tree, not installed in the venv)

@@ -35,7 +35,7 @@ from .dialplan import CONFIRM_CONTEXT, RING_CONTEXT, RING_FAMILY
 from .log import LOG_TAG, write_log
 from .pin import ASTDB_FAMILY, LockRecord, hash_pin, is_pin
 from .privileges import PrivilegeError, leave_root
-from .queues_conf import DEFAULT_TIMEOUT, QUEUES_CONF, queue_timeouts
+from .queues_conf import DEFAULT_TIMEOUT, QUEUES_CONF, persistent_members, queue_timeouts
 from .rules import (
     ACTIVE,
     MAX_PENALTY,
@@ -215,7 +215,8 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     except Unreachable as problem:
         table_error = "%s: member names are not known, only numbers" % problem
     agents = report.Agents(settings.member_templates, [(row[0], row[1], row[3]) for row in rows])
-    found = report.Report(window, agents, queue_argument(args.queue), number)
+    found = report.Report(window, agents, queue_argument(args.queue), number,
+                          persistent=persistent_members() is not False)
     counter = queue_log.Counter()
     if args.odbc:
         if not queue_log.TABLE_NAME.match(args.table):

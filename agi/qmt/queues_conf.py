@@ -101,3 +101,13 @@ def queue_timeouts(path: str = QUEUES_CONF) -> dict[str, int] | None:
         value = _value(sections, name, "timeout")
         timeouts[name] = int(value) if value is not None and value.isdigit() else DEFAULT_TIMEOUT
     return timeouts
+
+
+def persistent_members(path: str = QUEUES_CONF) -> bool | None:
+    """[general] persistentmembers as app_queue reads it (off unless set
+    true): whether dynamic members come back after a restart. None when
+    queues.conf cannot be read."""
+    if not os.access(path, os.R_OK) or not os.path.isfile(path):
+        return None
+    value = _value(read_sections(path), "general", "persistentmembers") or ""
+    return value.lower() in ("yes", "true", "y", "t", "1", "on")

@@ -17,9 +17,10 @@ REMOVEMEMBER). Anything else (desk phones, other tools) is left out.
 Ugly logs: an event of a member never seen logging in means it logged in
 before the log begins (its session starts at the first entry, `login_seen`
 false); a second ADDMEMBER of an open session changes nothing; QUEUESTART
-(Asterisk restarted) keeps sessions open, as persistentmembers = yes keeps
-the members (FreePBX's default), and is counted; PAUSEALL is left to the
-PAUSE lines app_queue writes per queue.
+(Asterisk restarted) keeps sessions open where queues.conf has
+persistentmembers = yes (FreePBX's), which brings the members back without
+a line, and otherwise ends them at the last line before it; restarts are
+counted. PAUSEALL is left to the PAUSE lines app_queue writes per queue.
 """
 
 from __future__ import annotations
@@ -192,12 +193,16 @@ class Member:
 class Report:
     """Fed the entries in log order (feed), then finished at `until`."""
 
-    def __init__(self, window: Window, agents: Agents, queue: str | None = None, number: str | None = None) -> None:
-        self.window, self.agents = window, agents
+    def __init__(self, window: Window, agents: Agents, queue: str | None = None, number: str | None = None,
+                 persistent: bool = True) -> None:
+        """persistent: queues.conf persistentmembers; without it a restart
+        ends every session (at the last line before it)."""
+        self.window, self.agents, self.persistent = window, agents, persistent
         self.queue = queue.lower() if queue else None
         self.only_number = number
         self.members: dict[Key, Member] = {}
         self.first: float | None = None            # the first entry's time: where the log begins
+        self.last = 0.0                            # the latest entry's time
         self.restarts = 0
         self.other_lines = 0
         self.finished = False
@@ -214,8 +219,9 @@ class Report:
         if entry.time >= self.window.until:
             return
         if entry.event == "QUEUESTART":
-            self.restarts += self.window.covers(entry.time)
+            self.restarted(entry.time)
             return
+        self.last = max(self.last, entry.time)
         if entry.event in ("PAUSEALL", "UNPAUSEALL") or entry.agent in ("", "NONE"):
             return                                         # per-queue lines follow; a caller's line
         number = self.agents.number(entry.agent, entry.queue, entry.event)
@@ -226,11 +232,17 @@ class Report:
         if queue is None or not self.wanted(number, queue):
             return
         member = self.member(number, queue, entry)
-        if member is None:
-            return
         if entry.agent != number and number_in_interfaces(self.agents.templates, entry.agent) is None:
             member.names.add(entry.agent)
         self.apply(member, entry)
+
+    def restarted(self, t: float) -> None:
+        """Asterisk started: members without persistence were dropped when
+        it stopped, after the last line it wrote."""
+        self.restarts += self.window.covers(t)
+        if not self.persistent:
+            for member in self.members.values():
+                self.log_out(member, self.last or t)
 
     def queue_of(self, number: str, entry: Entry) -> str | None:
         """The entry's queue; the ring path's lines carry the queue's number
@@ -245,7 +257,7 @@ class Report:
         return (self.queue is None or queue.lower() == self.queue) and \
             (self.only_number is None or number == self.only_number)
 
-    def member(self, number: str, queue: str, entry: Entry) -> Member | None:
+    def member(self, number: str, queue: str, entry: Entry) -> Member:
         """The member's figures; a member first seen by another line than a
         login was logged in before the log begins."""
         key = (number, queue)
@@ -254,8 +266,6 @@ class Report:
             member = self.members[key] = Member(len(self.window.day_names))
             if entry.event != "ADDMEMBER":
                 member.login_at, member.login_seen = self.first, False
-                if entry.event == "REMOVEMEMBER" and self.first == entry.time:
-                    return None                            # nothing known before it
         return member
 
     def apply(self, member: Member, entry: Entry) -> None:
@@ -311,6 +321,9 @@ class Report:
     def log_out(self, member: Member, t: float) -> None:
         if member.login_at is None:
             return                                         # not logged in: a repeated logout
+        if not member.login_seen and t <= member.login_at:
+            member.login_at = None                         # the log begins with the logout: no session
+            return
         self.end_pause(member, t)
         self.add_time(member, member.login_at, t, 0)
         if member.login_at < self.window.until and t > self.window.since:
