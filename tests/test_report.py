@@ -373,3 +373,10 @@ def test_without_persistent_members_a_restart_ends_the_session_at_the_last_line_
 def test_a_log_that_begins_with_a_logout_has_no_session():
     doc = run(f"09:00:00|1.2|8008|{IFACE1}|REMOVEMEMBER|\n")
     assert doc["members"] == []
+
+
+def test_the_text_shows_no_control_character_from_the_log():
+    text = WORKING_DAY.replace("|8008|", "|8008\x1b]0;owned\x07|").replace("|Ivan|", "|Iv\x1b[2Jan|")
+    rows = [(N1, "8008\x1b]0;owned\x07", "Iv\x1b[2Jan")]
+    lines = "\n".join(report.text_lines(run(text, rows=rows)))
+    assert "\x1b" not in lines and "\x07" not in lines and "queue 8008?]0;owned?" in lines

@@ -468,6 +468,7 @@ def document(report: Report, read: int = 0, skipped: int = 0) -> Document:
         "members": [member_document(window, key, report.members[key]) for key in keys],
         "queues": totals,
         "restarts": report.restarts,
+        "persistent_members": report.persistent,
         "lines": {"read": read, "skipped": skipped, "other_members": report.other_lines},
     }
 
@@ -494,15 +495,21 @@ def figures_line(row: Document) -> str:
                duration(row["talk_s"]), "-" if ring is None else "%g s" % ring))
 
 
+def shown(text: str) -> str:
+    """A name from the log for a terminal: no control character (an escape
+    sequence in a queue name must not drive the admin's terminal)."""
+    return "".join(char if char.isprintable() else "?" for char in text)
+
+
 def text_lines(doc: Document) -> list[str]:
     lines = ["queue-mobile-toggle report %s .. %s (%s)" % (doc["since"], doc["until"], doc["time_zone"])]
     for total in doc["queues"]:
         lines.append("")
-        lines.append("queue %s" % total["queue"])
+        lines.append("queue %s" % shown(total["queue"]))
         for row in doc["members"]:
             if row["queue"] != total["queue"]:
                 continue
-            names = " (%s)" % ", ".join(row["names"]) if row["names"] else ""
+            names = " (%s)" % shown(", ".join(row["names"])) if row["names"] else ""
             lines.append("  %s%s: %s" % (row["number"], names, figures_line(row)))
             for session in row["session_list"]:
                 login = session["login"] if session["login_seen"] else "%s (the log begins)" % session["login"]
@@ -512,8 +519,9 @@ def text_lines(doc: Document) -> list[str]:
     if not doc["queues"]:
         lines.append("no mobile member in the queue_log for this time")
     if doc["restarts"]:
-        lines.append("Asterisk restarted %d time(s) in this time (sessions kept: persistentmembers)"
-                     % doc["restarts"])
+        lines.append("Asterisk restarted %d time(s) in this time (%s)" % (doc["restarts"], (
+            "sessions kept: persistentmembers" if doc["persistent_members"] else
+            "no persistentmembers: sessions ended at the last line before each restart")))
     return lines
 
 
