@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Benchmark: `qmt report --json` (the whole command, process start to exit)
-on a queue_log of 100,000 and of 1,000,000 lines: 60 mobiles and 20 desk
+on a queue_log of 0, 100,000 and 1,000,000 lines: 60 mobiles and 20 desk
 phones in 4 queues over 30 days, with the events app_queue and the ring path
 write (logins, pauses, rings, misses, connects, completions, restarts).
 
@@ -97,7 +97,7 @@ def main():
         config = write_config(os.path.join(folder, "qmt.conf"),
                               "Driver=SQLite3;Database=%s/none.sqlite;NoCreat=1" % folder,
                               os.path.join(folder, "qmt.log"))
-        for lines in (100_000, 1_000_000):
+        for lines in (0, 100_000, 1_000_000):             # 0: what starting the command costs
             path = os.path.join(folder, "queue_log")
             write_queue_log(path, lines)
             report = [sys.executable, "-m", "qmt", "--config", config, "report", "--json", "--queue-log", path,
@@ -107,14 +107,14 @@ def main():
             runs = [(timed(baseline, folder), timed(report, folder)) for _ in range(args.runs)]
             base_s = statistics.median(b[0] for b, _ in runs)
             report_s = statistics.median(r[0] for _, r in runs)
-            rows.append((lines, base_s, report_s, report_s / base_s, max(r[1] for _, r in runs) / 1024,
+            rows.append((lines, base_s, report_s, report_s / max(base_s, 0.01), max(r[1] for _, r in runs) / 1024,
                          max(b[1] for b, _ in runs) / 1024))
     print("%10s %12s %12s %7s %14s %14s" % ("lines", "read loop s", "report s", "ratio", "report RSS MB",
                                             "loop RSS MB"))
     for row in rows:
         print("%10d %12.2f %12.2f %7.1f %14.1f %14.1f" % row)
     print("targets: 1,000,000 lines under 10 s: %s; RSS bounded (1M / 100k): %.2f"
-          % ("met" if rows[-1][2] < 10 else "MISSED", rows[-1][4] / rows[0][4]))
+          % ("met" if rows[-1][2] < 10 else "MISSED", rows[-1][4] / rows[1][4]))
     return 0
 
 
