@@ -230,3 +230,9 @@ def test_report_reads_the_queue_log_table_on_each_backend(backend_queue_log):
     result = report(toggle, "--json", "--odbc", connection, "--table", "qmt_test_queue_log")
     assert result.returncode == 0, result.stderr
     assert [figures_of(row) for row in json.loads(result.stdout)["members"]] == [WORKING_DAY_FIGURES]
+
+
+def test_report_html_to_stdout_for_a_root_shell_redirection(named, tmp_path):
+    result = report(named, "--html", "-", "--queue-log", queue_log_file(tmp_path))
+    assert result.returncode == 0 and result.stdout.startswith("<!DOCTYPE html>")
+    assert result.stdout.count('<svg class="chart"') == 1
