@@ -166,10 +166,11 @@ class Asterisk:
 
     def originate(self, slots, context="qmt-caller"):
         """Start the calls of these slots at the same instant (one AMI write)."""
-        ids = self.ami.send_batch([("Originate", {"Channel": f"Local/{slot}@{context}", **self._caller_side(slot),
-                                                  "Async": "true", "Timeout": "30000"})
-                                   for slot in slots])
-        for r in self.ami.responses(ids):
+        answers = self.ami.actions_at_once([("Originate", {"Channel": f"Local/{slot}@{context}",
+                                                           **self._caller_side(slot), "Async": "true",
+                                                           "Timeout": "30000"})
+                                            for slot in slots])
+        for r in answers:
             if r.get("Response") != "Success":
                 raise AssertionError(f"Originate refused: {r}")
 
