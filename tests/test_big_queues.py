@@ -6,6 +6,7 @@ per call, and only when the list was cut and did not name him."""
 
 import pytest
 
+from fake_ami import FakeAmi
 from qmt.ami import AmiMembers, membership_in
 from qmt.config import load_settings
 from support import RING_INTERFACE
@@ -191,3 +192,33 @@ def test_a_static_member_named_like_the_caller_is_not_the_caller():
     listed["8008"].append({"Location": IFACE.upper(), "Name": N, "Paused": "1", "PausedReason": "qmt-missed"})
     found = membership_in(listed, "8008", IFACE)
     assert (found.interface, found.paused, found.reason) == (IFACE, True, "qmt-missed")
+
+
+class TurningAway(FakeAmi):
+    """A manager over its authlimit: it closes the first `count` new
+    connections before its banner, as Asterisk does in a burst."""
+
+    def __init__(self, asterisk, count):
+        self.count = count
+        super().__init__(asterisk)
+
+    def _session(self, connection):
+        if self.count > 0:
+            self.count -= 1
+            connection.close()
+            return
+        super()._session(connection)
+
+
+def test_a_manager_that_turns_new_sessions_away_is_tried_again(toggle):
+    big_queue(toggle, "8008", [IFACE])
+    busy = TurningAway(toggle.asterisk, 3)
+    try:
+        toggle.configure(extra=busy.config())
+        found = AmiMembers(load_settings(toggle.config)).member("8008", IFACE)
+        assert (found.interface, busy.count) == (IFACE, 0)
+        busy.count = 10 ** 6                                 # it never takes one: unknown within the bound
+        members = AmiMembers(load_settings(toggle.config), timeout=0.5)
+        assert members.member("8008", IFACE) is None and "authlimit" in members.problem
+    finally:
+        busy.close()

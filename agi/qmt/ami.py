@@ -7,6 +7,8 @@ read-only, so that `qmt check` runs the very same decision as a call.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -26,6 +28,12 @@ class AmiError(Exception):
     """Asterisk's manager interface cannot be used (down, refused, login)."""
 
 
+class AmiTurnedAway(AmiError):
+    """The manager closed a new connection at once: it had `authlimit` (50)
+    connections not yet logged in, as in a burst of calls. A moment later
+    it takes one again."""
+
+
 class Ami:
     """A small AMI client, every read bounded by `timeout`: one action at a
     time (action()), or several single-answer actions in one write
@@ -42,10 +50,23 @@ class Ami:
             # A buffered reader: reading a line costs its own length, however
             # big the answer (1,000 members' QueueStatus is some 20,000 lines).
             self._reader = self._socket.makefile("rb")
-            self._read_line()                                   # the banner
         except OSError as exc:
             raise AmiError("cannot reach Asterisk's manager at %s: %s" % (
                 self.where, exc.strerror or type(exc).__name__)) from None
+        try:
+            self._login(username, secret)
+        except BaseException:
+            self._drop()
+            raise
+
+    def _login(self, username: str, secret: str) -> None:
+        try:
+            self._read_line()                                   # the banner
+        except AmiError:
+            raise AmiTurnedAway("Asterisk's manager at %s closed a new connection before its banner "
+                                "(more new sessions at once than its authlimit)" % self.where) from None
+        except OSError as exc:
+            raise self._failure(exc) from None
         if not username:
             raise AmiError("no manager account in the config ([ami] username, secret): run install.sh")
         reply = self.action("Login", Username=username, Secret=secret, Events="off")[0]
@@ -147,6 +168,9 @@ class Ami:
             self._socket.sendall(b"Action: Logoff\r\n\r\n")
         except OSError:
             pass
+        self._drop()
+
+    def _drop(self) -> None:
         self._reader.close()
         self._socket.close()
 
@@ -192,11 +216,24 @@ class AmiMembers:
         if self.problem is not None:
             return None
         try:
-            self.ami = self.ami or ami_from_settings(self.settings, self.timeout)
+            self.ami = self.ami or self._connect()
             return membership_in(self.ami.queue_members(queue, interface), queue, interface)
         except (AmiError, OSError) as exc:
             self.problem = str(exc) or type(exc).__name__
             return None
+
+    def _connect(self) -> Ami:
+        """A logged-in connection, tried again while the manager turns new
+        ones away (a burst of calls), for up to `timeout` seconds."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                return ami_from_settings(self.settings, max(0.1, deadline - time.monotonic()))
+            except AmiTurnedAway:
+                pause = 0.02 + os.getpid() % 64 / 1000      # the burst's calls spread out
+                if time.monotonic() + pause >= deadline:
+                    raise
+                time.sleep(pause)
 
     def paused_reason(self, queue: str, interface: str) -> str | None:
         """A paused member's PausedReason; None when unknown (he is then
