@@ -222,3 +222,10 @@ def test_a_manager_that_turns_new_sessions_away_is_tried_again(toggle):
         assert members.member("8008", IFACE) is None and "authlimit" in members.problem
     finally:
         busy.close()
+
+
+def test_a_member_by_both_interfaces_leaves_by_the_ring_paths_first_though_it_is_past_the_cut(toggle):
+    toggle.asterisk.queues["8008"] = [OLD_IFACE] + DESKS + [IFACE]
+    run = toggle.call(N, "8008")
+    assert (run.state, run.get("QMT_IFACE_1")) == ("LOGGEDIN", IFACE)
+    assert queue_status_questions(toggle) == [("8008", IFACE)]

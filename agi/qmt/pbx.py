@@ -213,17 +213,15 @@ class Channel:
         trip while the list fits its buffer; past that (some 140 mobiles)
         the manager is asked about each interface, in order."""
         listed, cut = complete_members(self.agi.get_full_variable("${QUEUE_MEMBER_LIST(%s)}" % queue))
-        interface = member_by(listed, interfaces)
-        if interface is not None:
-            paused = interface == interfaces[0] and \
-                self.agi.get_variable("QUEUE_MEMBER(%s,paused,%s)" % (queue, interface)).strip() == "1"
-            return Membership(interface, paused, self.manager.paused_reason(queue, interface) if paused else None)
-        if not cut:
-            return False
         for interface in interfaces:
-            answer = self.manager.member(queue, interface)
+            ring_path = interface == interfaces[0]
+            if member_by(listed, [interface]) is not None:
+                paused = ring_path and \
+                    self.agi.get_variable("QUEUE_MEMBER(%s,paused,%s)" % (queue, interface)).strip() == "1"
+                return Membership(interface, paused, self.manager.paused_reason(queue, interface) if paused else None)
+            answer = self.manager.member(queue, interface) if cut else False
             if answer is None or answer:
-                return answer if answer is None or interface == interfaces[0] else Membership(interface)
+                return answer if answer is None or ring_path else Membership(interface)
         return False
 
     def lock_toggle(self, number: str) -> bool:
