@@ -23,6 +23,7 @@ dialplan's mode on only if a server already answers.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import time
@@ -157,6 +158,7 @@ class FastAgi:
             return ""
         port = self.port()
         before = self.report.changes
+        self.run.files.mkdir(os.path.dirname(FASTAGI_UNIT_FILE))
         write(unit_text().encode(), FASTAGI_UNIT_FILE, 0o644, "root:root", "fastagi")
         restart = package_changed or self.report.changes > before
         started = self.start_unit(restart) if systemd_running() else self.say_no_systemd()
