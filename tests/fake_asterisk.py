@@ -165,10 +165,16 @@ class FakeAsterisk:
         self.route_questions = []
 
     # -- dialplan functions and variables --------------------------------
-    def read_variable(self, name):
-        """Value or None (unset), as GET VARIABLE would see it."""
+    def read_variable(self, name, result=None):
+        """Value or None (unset), as GET VARIABLE would see it. SET() sets
+        the variable and returns its value (func_logic.c), recorded in
+        `result` like any variable set."""
         if name.endswith(")") and "(" in name:
             func, arg = name[:-1].split("(", 1)
+            if func == "SET" and "=" in arg:
+                variable, _, value = arg.partition("=")
+                self._set(result or AgiRun(), variable.strip(), value.strip())
+                return value.strip()
             if func == "QUEUE_EXISTS":
                 return "1" if arg in self.queues else "0"
             if func == "QUEUE_MEMBER_LIST":
@@ -386,7 +392,7 @@ class FakeAsterisk:
                 if not (name.startswith("${") and name.endswith("}")):
                     return "200 result=1 (%s)\n" % name  # plain text substitutes to itself
                 name, limit = name[2:-1], GET_FULL_VARIABLE_BUFFER
-            value = self.read_variable(name)
+            value = self.read_variable(name, result)
             if value is None:
                 return "200 result=0\n" if limit == GET_VARIABLE_BUFFER else "200 result=1 ()\n"
             return "200 result=1 (%s)\n" % value[:limit - 1]
