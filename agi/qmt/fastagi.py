@@ -49,6 +49,8 @@ Why it is built so:
 
 from __future__ import annotations
 
+import os
+import selectors
 import signal
 import socket
 import socketserver
@@ -215,22 +217,40 @@ def serve_until_stopped(server: FastAgiServer) -> int:
     """Serve until SIGTERM or SIGINT; then let the calls in progress end
     (each within its own bound) and return 0."""
     settings = server.settings
-
-    def stop(_signum: int, _frame: FrameType | None) -> None:
-        # shutdown() waits for serve_forever() to return: not from its own thread.
-        threading.Thread(target=server.shutdown, name="stop", daemon=True).start()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, stop)
     write_log(settings, "%s: fastagi serving on %s:%d" % (LOG_TAG, FASTAGI_HOST, server.port), False)
     try:
-        server.serve_forever()
+        accept_until_a_stop_signal(server)
     finally:
         server.server_close()
     # The longest a call can take: its start, lookup and PIN dialogue bounds.
     server.wait_idle(2 * settings.watchdog_seconds() + pin_dialogue_seconds(settings))
     write_log(settings, "%s: fastagi stopped" % LOG_TAG, False)
     return 0
+
+
+def accept_until_a_stop_signal(server: FastAgiServer) -> None:
+    """socketserver's serve_forever() sees a stop only at its next poll; a
+    pipe the signal handler writes to ends this loop at once."""
+    wake, woken = os.pipe()
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        os.write(woken, b".")
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
+    server.timeout = 0                           # handle_request() after select(): never waits
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(server.socket, selectors.EVENT_READ)
+            selector.register(wake, selectors.EVENT_READ)
+            while True:
+                ready = [key.fileobj for key, _events in selector.select()]
+                if wake in ready:
+                    return
+                server.handle_request()
+    finally:
+        os.close(wake)
+        os.close(woken)
 
 
 def probe(port: int, timeout: float = 2.0) -> str | None:
