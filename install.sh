@@ -19,7 +19,7 @@ AST_USER=asterisk
 REQUIREMENTS=$SRC/agi/requirements.txt     # the pinned run-time packages
 DEFAULT_DSN=queue_mobile_toggle                # for --help
 ODBC_INI=/etc/odbc.ini
-FASTAGI_UNIT=queue-mobile-toggle-fastagi.service   # for --help
+FASTAGI_UNIT=qmt-fastagi.service   # for --help
 
 usage() {
     cat <<EOF

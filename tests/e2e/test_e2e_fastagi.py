@@ -127,10 +127,10 @@ def test_install_fastagi_without_systemd_says_so_and_turns_the_mode_on_only_for_
 
         server = Server(root, 4573).start()            # what the admin starts by hand, as the note says
         lines = install(pbx, "--fastagi")
-        assert lines[-1].startswith("[changed] fastagi: on, the dialplan asks qmt-serve ") and \
+        assert lines[-1].startswith("[changed] fastagi: on, the dialplan asks qmt serve ") and \
             lines[-1].endswith(" at 127.0.0.1:4573 (astdb qmt-fastagi/port)")
         assert switch_value(pbx.ast) == "4573"
-        assert install(pbx)[-1].startswith("[ok]      fastagi: on, the dialplan asks qmt-serve ")
+        assert install(pbx)[-1].startswith("[ok]      fastagi: on, the dialplan asks qmt serve ")
         check = root.install("--check")
         assert "[note]    fastagi: " + FASTAGI_UNIT_FILE + " is in place, but systemd is not running here" \
             in check.stdout, check.stdout
