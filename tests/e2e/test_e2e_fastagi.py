@@ -59,6 +59,10 @@ def test_a_stopped_server_falls_back_to_the_classic_script_with_one_decision(swi
     assert len(decisions(pbx, mark)) == 1 and "action=login" in decisions(pbx, mark)[0]
     assert qlog(pbx, "ADDMEMBER") == ["8008"]
     assert_members(pbx, {"8008": {IFACE: (0, NUM)}})
+    doctor = pbx.root.sh("qmt doctor", timeout=60)
+    assert doctor.returncode == 1
+    assert f"[FAIL]    fastagi: on at 127.0.0.1:{port}, but no server answers there: every call falls back to the" \
+        " classic script" in doctor.stdout, doctor.stdout
 
 
 @pytest.mark.parametrize("value", ["4573;x", "127.0.0.1:4573", "123456", "${SHELL(id)}"])
@@ -132,8 +136,10 @@ def test_install_fastagi_without_systemd_says_so_and_turns_the_mode_on_only_for_
         assert switch_value(pbx.ast) == "4573"
         assert install(pbx)[-1].startswith("[ok]      fastagi: on, the dialplan asks qmt serve ")
         check = root.install("--check")
+        assert check.returncode == 0, check.stdout
         assert "[note]    fastagi: " + FASTAGI_UNIT_FILE + " is in place, but systemd is not running here" \
-            in check.stdout, check.stdout
+            in check.stdout
+        assert "[PASS]    fastagi: on at 127.0.0.1:4573: qmt serve " in check.stdout    # qmt doctor's line
 
         assert install(pbx, "--no-fastagi") == [
             "[changed] fastagi: off, the dialplan runs the classic script (astdb qmt-fastagi/port deleted)",
