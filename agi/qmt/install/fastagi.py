@@ -59,8 +59,9 @@ def unit_text() -> str:
     privileges, /usr, /boot and /etc read-only (ProtectSystem=full, not
     strict: /var stays writable, where a SQLite allowlist may need its
     journal and the config may name a log file), a private /tmp (psqlODBC's
-    CommLog), no /home, no devices, kernel and cgroups untouchable, only the
-    address families a database, syslog and FastAGI use."""
+    CommLog), no /home, kernel and cgroups untouchable, the address families
+    of a database, syslog, FastAGI and glibc's address lookup (netlink). Not
+    PrivateDevices: the default log target is syslog, through /dev/log."""
     return "\n".join((
         "# queue-mobile-toggle (install.sh --fastagi): the toggle's decisions over FastAGI on 127.0.0.1",
         "[Unit]",
@@ -79,11 +80,10 @@ def unit_text() -> str:
         "ProtectSystem=full",
         "ProtectHome=yes",
         "PrivateTmp=yes",
-        "PrivateDevices=yes",
         "ProtectKernelTunables=yes",
         "ProtectKernelModules=yes",
         "ProtectControlGroups=yes",
-        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK",
         "RestrictSUIDSGID=yes",
         "LockPersonality=yes",
         "",
