@@ -111,12 +111,15 @@ class QmtServe:
     """One `qmt serve` process on a free port, with the environment (config,
     ODBC files) of the calls it answers; its stderr in a file."""
 
-    def __init__(self, env):
-        """Started and answering, or refused: `refusal` then holds its output."""
-        self.port, self.refusal = free_port(), None
+    def __init__(self, env, port=None, from_config=False):
+        """Started and answering, or refused: `refusal` then holds its output.
+        On `port` (default: a free one), given as --port unless `from_config`
+        (the config's [fastagi] port must then be the same)."""
+        self.port, self.refusal = port or free_port(), None
         self.stderr = tempfile.TemporaryFile()
         process_env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "agi"), **env)
-        self.process = subprocess.Popen([sys.executable, "-m", "qmt", "serve", "--port", str(self.port)],
+        option = [] if from_config else ["--port", str(self.port)]
+        self.process = subprocess.Popen([sys.executable, "-m", "qmt", "serve", *option],
                                         stdin=subprocess.DEVNULL, stdout=self.stderr, stderr=self.stderr,
                                         env=process_env, cwd="/")
         self._wait_until_it_answers()

@@ -131,8 +131,10 @@ def answer_connection(connection: socket.socket, settings: Settings, watchdog: C
         elif script == HEALTH_SCRIPT:
             connection.sendall(("%s%s\n" % (HEALTH_REPLY, __version__)).encode())
         else:
-            write_log(settings, "%s: fastagi refused script %s: not %s" % (
-                LOG_TAG, printable(script, 64) or "(none)", FASTAGI_SCRIPT), True)
+            problem = getattr(agi, "env_problem", None)
+            write_log(settings, "%s: fastagi refused script %s: not %s%s" % (
+                LOG_TAG, printable(script, 64) or "(none)", FASTAGI_SCRIPT, " (%s)" % problem if problem else ""),
+                True)
     finally:
         try:
             agi.stdout.close()
