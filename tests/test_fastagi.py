@@ -284,6 +284,16 @@ def test_the_server_logs_its_start_and_its_stop(served):
                      "queue-mobile-toggle: fastagi stopped"]
 
 
+def test_sighup_is_logged_and_ignored_the_config_is_read_at_start(served):
+    served.allowlist.add(N, "8008")
+    server = server_of(served)
+    server.process.send_signal(signal.SIGHUP)
+    assert served.call(N, "8008").state == "LOGGEDOUT"
+    lines = decision_lines(served)
+    assert lines[0].endswith("queue-mobile-toggle: fastagi ignores SIGHUP: the config is read at start; restart "
+                             "the service to apply a change") and len(lines) == 2, lines
+
+
 def test_sigint_stops_it_as_sigterm_does(toggle):
     server = QmtServe(toggle.env)
     server.process.send_signal(signal.SIGINT)

@@ -39,9 +39,9 @@ Why it is built so:
     backlog (BACKLOG) holds a burst while threads start: Asterisk gives up
     a connect after 2 s (MAX_AGI_CONNECT).
   * the config is read once, at start: after a change, restart the service
-    (calls meanwhile run the classic script). No reload on SIGHUP: a restart
-    costs no call anything, and one reading per process means no call sees
-    half of two configs.
+    (calls meanwhile run the classic script). No reload on SIGHUP (it is
+    logged and ignored): a restart costs no call anything, and one reading
+    per process means no call sees half of two configs.
   * SIGTERM or SIGINT: the listening socket closes (new calls run the
     classic script), the calls in progress finish within their own bounds,
     exit 0.
@@ -240,16 +240,25 @@ def serve_until_stopped(server: FastAgiServer) -> int:
     return 0
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
 def accept_until_a_stop_signal(server: FastAgiServer) -> None:
-    """socketserver's serve_forever() sees a stop only at its next poll; a
-    pipe the signal handler writes to ends this loop at once."""
+    """Accept calls until SIGTERM or SIGINT. socketserver's serve_forever()
+    would see a stop only at its next poll; here every signal wakes the
+    loop at once through a pipe (signal.set_wakeup_fd: whichever thread the
+    kernel gave the signal to, the byte is written)."""
     wake, woken = os.pipe()
+    os.set_blocking(woken, False)
 
-    def stop(_signum: int, _frame: FrameType | None) -> None:
-        os.write(woken, b".")
+    def no_reload(_signum: int, _frame: FrameType | None) -> None:
+        write_log(server.settings, "%s: fastagi ignores SIGHUP: the config is read at start; restart the "
+                  "service to apply a change" % LOG_TAG, True)
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, stop)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, lambda _signum, _frame: None)    # the pipe's byte does the work
+    signal.signal(signal.SIGHUP, no_reload)      # its default action would end the server
+    signal.set_wakeup_fd(woken)
     server.timeout = 0                           # handle_request() after select(): never waits
     try:
         with selectors.DefaultSelector() as selector:
@@ -257,10 +266,12 @@ def accept_until_a_stop_signal(server: FastAgiServer) -> None:
             selector.register(wake, selectors.EVENT_READ)
             while True:
                 ready = [key.fileobj for key, _events in selector.select()]
-                if wake in ready:
+                if wake in ready and set(os.read(wake, 64)) & set(STOP_SIGNALS):
                     return
-                server.handle_request()
+                if server.socket in ready:
+                    server.handle_request()
     finally:
+        signal.set_wakeup_fd(-1)
         os.close(wake)
         os.close(woken)
 
