@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from fake_asterisk import FASTAGI_SCRIPT, FakeAsterisk, FastAgiServers, QmtServe, free_port
+from fake_asterisk import FASTAGI_SCRIPT, FakeAsterisk, FastAgiServers, QmtServe, environment_key, free_port
 from qmt import __version__
 from qmt.dialplan import SERVED
 from qmt.fastagi import probe
@@ -108,12 +108,20 @@ def test_many_calls_are_decided_at_the_same_time(served):
     assert len({line.rsplit("uniqueid=", 1)[1] for line in decision_lines(served)}) == 1   # the fakes' one id
 
 
-def settled(pid, seconds=10):
+def wait_until(condition, seconds=10):
+    """True once `condition()` is, False if `seconds` pass first."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def settled(pid):
     """(threads, descriptors) of the server once only its main thread runs:
     a call's thread may still be closing just after its connection ended."""
-    deadline = time.monotonic() + seconds
-    while threads_of(pid) > 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: threads_of(pid) == 1)
     return threads_of(pid), descriptors_of(pid)
 
 
@@ -161,6 +169,30 @@ def test_a_hung_database_stalls_no_other_call(served, tmp_path):
     assert still_waiting, "the stranger's call ended before the others: the database did not hang"
     assert (stranger[0].state, stranger[0].get("QMT_REASON")) == ("ERROR", "db_timeout")
     assert "reason=db_timeout" in decision_lines(served)[-1]
+
+
+def test_past_its_most_calls_at_once_a_call_is_closed_unanswered_for_the_classic_script(served):
+    """With 100 descriptors the server holds (100 - 64) // 3 = 12 calls. A
+    13th connection is closed before any command (QMT_SERVED stays empty,
+    so the dialplan runs the classic script); once a call ends, calls are
+    answered again."""
+    served.allowlist.add(N, "8008")
+    server = QmtServe(served.env, descriptors=100)
+    try:
+        held = [connect(server) for _ in range(12)]
+        with connect(server) as one_more:
+            assert read_all(one_more) == b""
+        held.pop().close()                           # its call ends: a refused script (none) line
+        assert wait_until(lambda: any("refused script (none)" in line for line in served.log_lines()))
+        served.servers.servers[tuple(sorted(served.env.items()))] = (environment_key(served.env), server)
+        assert served.call(N, "8008").state == "LOGGEDOUT"
+        for connection in held:
+            connection.close()
+    finally:
+        assert server.stop() == 0
+        served.servers.servers.clear()
+    assert "queue-mobile-toggle: fastagi busy: 12 calls at once, one closed unanswered (the classic script " \
+        "takes it)" in served.log_lines()[0]
 
 
 # -- what a connection may ask ------------------------------------------------

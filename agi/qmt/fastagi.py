@@ -34,7 +34,8 @@ Why it is built so:
   * the watchdog is per connection (ConnectionWatchdog), a timer that shuts
     the socket down: every pending read ends in EOF (channel_gone, one log
     line), where the classic script's SIGALRM ends its process.
-  * at most MAX_CALLS calls at once: one more is closed at once, with no
+  * at most MAX_CALLS calls at once (fewer if the descriptor limit, raised
+    as far as allowed, holds fewer): one more is closed at once, with no
     command, so the dialplan runs the classic script for it. The listen
     backlog (BACKLOG) holds a burst while threads start: Asterisk gives up
     a connect after 2 s (MAX_AGI_CONNECT).
@@ -50,6 +51,7 @@ Why it is built so:
 from __future__ import annotations
 
 import os
+import resource
 import selectors
 import signal
 import socket
@@ -72,6 +74,10 @@ if TYPE_CHECKING:
 HEALTH_SCRIPT = "qmt-health"
 HEALTH_REPLY = "NOOP qmt-serve "               # + the version
 MAX_CALLS = 1000
+# Descriptors a call may hold: its connection, the database's and the
+# manager's; and those of the process itself. systemd's default soft limit
+# (1024) would not hold MAX_CALLS calls: listen() raises it toward the hard one.
+DESCRIPTORS_PER_CALL, DESCRIPTORS_OWN = 3, 64
 BACKLOG = 1024
 GRACE_SECONDS = 1.0
 
@@ -169,8 +175,8 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     request_queue_size = BACKLOG
 
-    def __init__(self, settings: Settings, port: int) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, port: int, max_calls: int = MAX_CALLS) -> None:
+        self.settings, self.max_calls = settings, max_calls
         self._calls = 0
         self._idle = threading.Condition()
         super().__init__((FASTAGI_HOST, port), CallHandler)
@@ -178,11 +184,11 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
 
     def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
         with self._idle:
-            full = self._calls >= MAX_CALLS
+            full = self._calls >= self.max_calls
             self._calls += not full
         if full:
             write_log(self.settings, "%s: fastagi busy: %d calls at once, one closed unanswered (the classic "
-                      "script takes it)" % (LOG_TAG, MAX_CALLS), True)
+                      "script takes it)" % (LOG_TAG, self.max_calls), True)
             self.shutdown_request(request)
             return
         try:
@@ -222,7 +228,20 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
 
 def listen(settings: Settings, port: int) -> FastAgiServer:
     """The server, listening; OSError when the port cannot be had."""
-    return FastAgiServer(settings, port)
+    return FastAgiServer(settings, port, calls_the_descriptors_allow())
+
+
+def calls_the_descriptors_allow() -> int:
+    """MAX_CALLS, or fewer where the descriptor limit, raised as far as
+    this process may, still holds fewer calls."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = DESCRIPTORS_OWN + DESCRIPTORS_PER_CALL * MAX_CALLS
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CALLS
+    return max(1, min(MAX_CALLS, (soft - DESCRIPTORS_OWN) // DESCRIPTORS_PER_CALL))
 
 
 def serve_until_stopped(server: FastAgiServer) -> int:
