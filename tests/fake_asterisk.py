@@ -152,9 +152,7 @@ class QmtServe:
         """SIGTERM, as systemd stops it; the exit code."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        code = reap(self.process, time.monotonic() + 30)
-        self.stderr.close()
-        return code
+        return reap(self.process, time.monotonic() + 30)   # its stderr file stays readable
 
 
 def environment_key(env):

@@ -306,6 +306,37 @@ def test_sigterm_ends_the_server_with_exit_0_and_frees_the_port(served):
                                            "uniqueid=1764219000.42" % N)
 
 
+def test_a_call_in_progress_at_sigterm_is_finished_while_new_calls_are_refused(served):
+    served.allowlist.add(N, "8008")
+    server = server_of(served)
+    asked, go_on, held = threading.Event(), threading.Event(), []
+
+    def hold_the_echo(command, args):
+        if args and args[0].startswith("${SET(%s=" % SERVED):
+            asked.set()
+            go_on.wait(20)
+
+    caller = threading.Thread(target=lambda: held.append(served.call(N, "8008", reply_override=hold_the_echo)))
+    caller.start()
+    assert asked.wait(10)
+    server.process.send_signal(signal.SIGTERM)
+    assert wait_until(lambda: not port_open(server.port)), "the listening socket stayed open"
+    assert server.process.poll() is None, "the server left a call in progress"
+    go_on.set()
+    caller.join(20)
+    assert held[0].state == "LOGGEDOUT"
+    assert server.stop() == 0
+    served.servers.servers.clear()
+
+
+def port_open(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        return True
+    except ConnectionRefusedError:
+        return False
+
+
 def test_the_server_logs_its_start_and_its_stop(served):
     server = server_of(served)
     assert server.stop() == 0

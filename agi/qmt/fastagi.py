@@ -44,8 +44,10 @@ Why it is built so:
     logged and ignored): a restart costs no call anything, and one reading
     per process means no call sees half of two configs.
   * SIGTERM or SIGINT: the listening socket closes (new calls run the
-    classic script), the calls in progress finish within their own bounds,
-    exit 0.
+    classic script), the calls in progress may finish for up to
+    DRAIN_SECONDS (under systemd's 90 s stop timeout; a slow typist's PIN
+    dialogue could take minutes), exit 0. A call cut then ends without an
+    answer: the dialplan's preset ERROR, nothing changed.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ MAX_CALLS = 1000
 DESCRIPTORS_PER_CALL, DESCRIPTORS_OWN = 3, 64
 BACKLOG = 1024
 GRACE_SECONDS = 1.0
+DRAIN_SECONDS = 60
 
 
 class ConnectionWatchdog:
@@ -254,8 +257,11 @@ def serve_until_stopped(server: FastAgiServer) -> int:
     finally:
         server.server_close()
     # The longest a call can take: its start, lookup and PIN dialogue bounds.
-    server.wait_idle(2 * settings.watchdog_seconds() + pin_dialogue_seconds(settings))
-    write_log(settings, "%s: fastagi stopped" % LOG_TAG, False)
+    # The longest a call can take (its start, lookup and PIN dialogue), within DRAIN_SECONDS.
+    if server.wait_idle(min(DRAIN_SECONDS, 2 * settings.watchdog_seconds() + pin_dialogue_seconds(settings))):
+        write_log(settings, "%s: fastagi stopped" % LOG_TAG, False)
+    else:
+        write_log(settings, "%s: fastagi stopped, %d calls cut unanswered" % (LOG_TAG, server.calls), True)
     return 0
 
 
