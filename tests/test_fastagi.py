@@ -281,6 +281,12 @@ def test_a_bad_config_refuses_the_start_with_one_line_and_exit_1(toggle):
     assert result.stderr == "qmt: config: fastagi.port must be a whole number from 1 to 65535\n"
 
 
+@pytest.mark.parametrize("port", ["0", "65536", "45a", "٤٥٧٣"])
+def test_a_port_option_that_is_no_port_is_a_usage_error(toggle, port):
+    result = qmt_serve(toggle, "--port", port)
+    assert result.returncode == 2 and "argument --port: a port from 1 to 65535" in result.stderr
+
+
 def test_the_port_comes_from_the_config(toggle):
     port = free_port()
     toggle.configure(extra="\n[fastagi]\nport = %d\n" % port)
