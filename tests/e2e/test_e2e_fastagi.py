@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from harness.asterisk import free_port
+from harness.asterisk import Asterisk, free_port
 from harness.fastagi import QMT, DropAfterFirstCommand, Server, switch_off, switch_on, switch_value
 from harness.logs import prompts
 from harness.root import WHEELS_IN_ROOT
@@ -157,3 +157,19 @@ def test_fastagi_options_go_with_an_install_only_and_exclude_each_other(pbx):
     for args in (["--check", "--fastagi"], ["--uninstall", "--no-fastagi"], ["--fastagi", "--no-fastagi"]):
         p = pbx.root.install(*args)
         assert p.returncode == 2 and "--help" in p.stderr, (args, p.stderr)
+
+
+def test_uninstall_removes_the_unit_and_the_switch(throwaway_root):
+    root = throwaway_root
+    ast = Asterisk(root).start()
+    try:
+        p = root.install("--wheelhouse", WHEELS_IN_ROOT, "--fastagi")
+        assert p.returncode == 0 and root.p(FASTAGI_UNIT_FILE).exists(), p.stdout + p.stderr
+        switch_on(ast, 4573)                            # as --fastagi writes it once a server answers
+        p = root.install("--uninstall")
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert f"[changed] fastagi: stopped and removed {FASTAGI_UNIT_FILE}" in p.stdout
+        assert "[changed] asterisk: removed astdb family qmt-fastagi (1 keys)" in p.stdout
+        assert not root.p(FASTAGI_UNIT_FILE).exists() and switch_value(ast) == ""
+    finally:
+        ast.stop()
