@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from harness.asterisk import Asterisk, free_port
+from harness.asterisk import Asterisk
 from harness.fastagi import QMT, DropAfterFirstCommand, Server, switch_off, switch_on, switch_value
 from harness.logs import prompts
 from harness.root import WHEELS_IN_ROOT
@@ -47,7 +47,10 @@ def switch(clean):
 def test_a_stopped_server_falls_back_to_the_classic_script_with_one_decision(switch):
     pbx = switch
     pbx.allow(NUM, "8008")
-    port = free_port()                                 # nothing listens there
+    server = Server(pbx.root).start()
+    assert server.stop() == 0                          # SIGTERM: exit 0, and nothing listens there now
+    port = server.port
+    assert f"queue-mobile-toggle: fastagi serving on 127.0.0.1:{port}" in "\n".join(pbx.qmt_log())
     switch_on(pbx.ast, port)
     mark = len(pbx.qmt_log())
     r = pbx.ast.call(NUM)
