@@ -303,7 +303,7 @@ DECISION_LINE = re.compile(
     % dict(safe=SAFE, queue=QUEUE, number=NUMBER))
 # Every command line the script may send, with its slots named.
 COMMANDS = [re.compile(pattern % dict(queue=QUEUE, number=NUMBER)) for pattern in (
-    r'GET FULL VARIABLE "(?P<token>qmt[0-9a-f]{16})"',
+    r'GET FULL VARIABLE "\$\{SET\(QMT_SERVED=(?P<token>qmt[0-9a-f]{16})\)\}"',
     r'GET VARIABLE "QUEUE_EXISTS\((?P<queue>%(queue)s)\)"',
     r'GET FULL VARIABLE "\$\{QUEUE_MEMBER_LIST\((?P<queue>%(queue)s)\)\}"',
     r'GET VARIABLE "QUEUE_MEMBER\((?P<queue>%(queue)s),paused,(?P<interface>Local/%(number)s@qmt-ring/n)\)"',

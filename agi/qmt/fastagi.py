@@ -1,0 +1,273 @@
+"""`qmt serve`: the toggle as a FastAGI server, one process for every call.
+
+The classic script costs a Python process per call (about 22 MB each, 52 at
+once in a burst of logins); this process answers the same calls with the
+very same qmt.toggle.run(): the same decisions, variables, log line and time
+bounds. Where the admin turned it on, the dialplan asks it first:
+
+    AGI(agi://127.0.0.1:<port>/queue_mobile_toggle,<queue>,<number>)
+
+Asterisk connects and writes `agi_network: yes`, `agi_network_script:
+<script>`, then the classic start block (res_agi.c: launch_netscript,
+setup_env). By the script name:
+
+    queue_mobile_toggle   one call: qmt.toggle.run(), the wire contract of
+                          qmt.toggle, QMT_SERVED (qmt.dialplan.SERVED) set by
+                          its first command
+    qmt-health            the one line `NOOP qmt-serve <version>`, then close
+                          (probe(), for `qmt doctor`)
+    anything else         one log line, closed, no command sent
+
+A connection closed before any command leaves QMT_SERVED empty, and only
+then does the dialplan run the classic script: never a second decision.
+
+Why it is built so:
+  * a thread per connection (socketserver.ThreadingTCPServer, daemon
+    threads): one decision never waits on another. The allowlist read runs
+    in a thread of its own bounded by the deadline (qmt.allowlist.Bounded),
+    as in the classic script, so a hung database costs its call the bound
+    and nothing else; the abandoned reader ends when its driver returns.
+  * pyst2's FastAGI example is Python 2 (SocketServer) and forks a process
+    per call, the very cost this removes: not used. pyst2's AGI class is,
+    without its SIGHUP handler (only the main thread may set one): Asterisk
+    writes the line HANGUP instead (qmt.pbx.socket_agi).
+  * the watchdog is per connection (ConnectionWatchdog), a timer that shuts
+    the socket down: every pending read ends in EOF (channel_gone, one log
+    line), where the classic script's SIGALRM ends its process.
+  * at most MAX_CALLS calls at once: one more is closed at once, with no
+    command, so the dialplan runs the classic script for it. The listen
+    backlog (BACKLOG) holds a burst while threads start: Asterisk gives up
+    a connect after 2 s (MAX_AGI_CONNECT).
+  * the config is read once, at start: after a change, restart the service
+    (calls meanwhile run the classic script). No reload on SIGHUP: a restart
+    costs no call anything, and one reading per process means no call sees
+    half of two configs.
+  * SIGTERM or SIGINT: the listening socket closes (new calls run the
+    classic script), the calls in progress finish within their own bounds,
+    exit 0.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import socket
+import socketserver
+import sys
+import threading
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from . import __version__
+from .dialplan import FASTAGI_HOST, FASTAGI_SCRIPT
+from .log import LOG_TAG, write_log
+from .pbx import socket_agi
+from .rules import printable
+from .toggle import internal_error_line, pin_dialogue_seconds, run
+
+if TYPE_CHECKING:
+    from .config import Settings
+
+HEALTH_SCRIPT = "qmt-health"
+HEALTH_REPLY = "NOOP qmt-serve "               # + the version
+MAX_CALLS = 1000
+BACKLOG = 1024
+
+
+class ConnectionWatchdog:
+    """One connection's last-resort bound (qmt.toggle.Watchdog): when it
+    fires, the socket is shut down both ways, so the call's pending read or
+    write ends at once and Asterisk's side sees the connection close."""
+
+    def __init__(self, connection: socket.socket) -> None:
+        self._connection = connection
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._stopped = False
+
+    def arm(self, seconds: int) -> None:
+        with self._lock:
+            self._cancel()
+            if not self._stopped:
+                self._timer = threading.Timer(seconds, self._fire)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            self._cancel()
+
+    def _cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _fire(self) -> None:
+        try:
+            self._connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass                                    # already closed: the call is over
+
+
+def answer_connection(connection: socket.socket, settings: Settings, watchdog: ConnectionWatchdog) -> None:
+    """One connection from Asterisk, by its script name."""
+    agi = socket_agi(connection)
+    try:
+        script = agi.env.get("agi_network_script", "")
+        if script == FASTAGI_SCRIPT:
+            run(agi, settings, watchdog=watchdog)
+        elif script == HEALTH_SCRIPT:
+            connection.sendall(("%s%s\n" % (HEALTH_REPLY, __version__)).encode())
+        else:
+            write_log(settings, "%s: fastagi refused script %s: not %s" % (
+                LOG_TAG, printable(script, 64) or "(none)", FASTAGI_SCRIPT), True)
+    finally:
+        try:
+            agi.stdout.close()
+        except OSError:
+            pass                                    # the socket is gone: nothing was left to say
+
+
+class CallHandler(socketserver.BaseRequestHandler):
+    """One connection, within its watchdog; a bug of ours costs this call
+    one log line (as the classic script's), never the server."""
+
+    server: FastAgiServer
+
+    def handle(self) -> None:
+        settings = self.server.settings
+        watchdog = ConnectionWatchdog(self.request)
+        watchdog.arm(settings.watchdog_seconds())    # the start block's bound, as main()'s alarm
+        try:
+            answer_connection(self.request, settings, watchdog)
+        except OSError:
+            pass                                    # Asterisk reset the connection before a call began
+        except Exception as exc:
+            write_log(settings, internal_error_line(exc), True)
+        finally:
+            watchdog.stop()
+
+
+class FastAgiServer(socketserver.ThreadingTCPServer):
+    """The listening socket on 127.0.0.1 and a thread per call."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = BACKLOG
+
+    def __init__(self, settings: Settings, port: int) -> None:
+        self.settings = settings
+        self._calls = 0
+        self._idle = threading.Condition()
+        super().__init__((FASTAGI_HOST, port), CallHandler)
+        self.port: int = self.socket.getsockname()[1]
+
+    def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+        with self._idle:
+            full = self._calls >= MAX_CALLS
+            self._calls += not full
+        if full:
+            write_log(self.settings, "%s: fastagi busy: %d calls at once, one closed unanswered (the classic "
+                      "script takes it)" % (LOG_TAG, MAX_CALLS), True)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except Exception:
+            self._call_ended()                      # no thread could start: the socket is closed
+            self.shutdown_request(request)
+            raise
+
+    def process_request_thread(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._call_ended()
+
+    def _call_ended(self) -> None:
+        with self._idle:
+            self._calls -= 1
+            self._idle.notify_all()
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, Exception):
+            write_log(self.settings, internal_error_line(exc), True)
+
+    @property
+    def calls(self) -> int:
+        """Calls in progress now."""
+        with self._idle:
+            return self._calls
+
+    def wait_idle(self, seconds: float) -> bool:
+        """Wait until no call is in progress, at most `seconds`; True if none is."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._calls == 0, seconds)
+
+
+def listen(settings: Settings, port: int) -> FastAgiServer:
+    """The server, listening; OSError when the port cannot be had."""
+    return FastAgiServer(settings, port)
+
+
+def serve_until_stopped(server: FastAgiServer) -> int:
+    """Serve until SIGTERM or SIGINT; then let the calls in progress end
+    (each within its own bound) and return 0."""
+    settings = server.settings
+    write_log(settings, "%s: fastagi serving on %s:%d" % (LOG_TAG, FASTAGI_HOST, server.port), False)
+    try:
+        accept_until_a_stop_signal(server)
+    finally:
+        server.server_close()
+    # The longest a call can take: its start, lookup and PIN dialogue bounds.
+    server.wait_idle(2 * settings.watchdog_seconds() + pin_dialogue_seconds(settings))
+    write_log(settings, "%s: fastagi stopped" % LOG_TAG, False)
+    return 0
+
+
+def accept_until_a_stop_signal(server: FastAgiServer) -> None:
+    """socketserver's serve_forever() sees a stop only at its next poll; a
+    pipe the signal handler writes to ends this loop at once."""
+    wake, woken = os.pipe()
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        os.write(woken, b".")
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
+    server.timeout = 0                           # handle_request() after select(): never waits
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(server.socket, selectors.EVENT_READ)
+            selector.register(wake, selectors.EVENT_READ)
+            while True:
+                ready = [key.fileobj for key, _events in selector.select()]
+                if wake in ready:
+                    return
+                server.handle_request()
+    finally:
+        os.close(wake)
+        os.close(woken)
+
+
+def probe(port: int, timeout: float = 2.0) -> str | None:
+    """The version of the `qmt serve` answering on 127.0.0.1:`port`, or
+    None when nothing answers there as it does (for `qmt doctor`)."""
+    try:
+        with socket.create_connection((FASTAGI_HOST, port), timeout=timeout) as connection:
+            connection.sendall(("agi_network: yes\nagi_network_script: %s\n\n" % HEALTH_SCRIPT).encode())
+            reply = b""
+            while b"\n" not in reply and len(reply) < 200:
+                chunk = connection.recv(200)
+                if not chunk:
+                    break
+                reply += chunk
+    except OSError:
+        return None
+    line = reply.decode("ascii", "replace")
+    if not line.startswith(HEALTH_REPLY) or not line.endswith("\n") or line.count("\n") != 1:
+        return None
+    return printable(line[len(HEALTH_REPLY):-1], 40) or None
