@@ -73,12 +73,16 @@ HEALTH_SCRIPT = "qmt-health"
 HEALTH_REPLY = "NOOP qmt-serve "               # + the version
 MAX_CALLS = 1000
 BACKLOG = 1024
+GRACE_SECONDS = 1.0
 
 
 class ConnectionWatchdog:
-    """One connection's last-resort bound (qmt.toggle.Watchdog): when it
-    fires, the socket is shut down both ways, so the call's pending read or
-    write ends at once and Asterisk's side sees the connection close."""
+    """One connection's last-resort bound (qmt.toggle.Watchdog). When it
+    fires, the socket's reading side is shut down: the call's pending read
+    ends in EOF, the call logs channel_gone and closes the connection, as
+    after any EOF. Should the call still hold it GRACE_SECONDS later (busy
+    elsewhere than reading), the socket is shut down both ways, so that
+    Asterisk's side sees the connection close all the same."""
 
     def __init__(self, connection: socket.socket) -> None:
         self._connection = connection
@@ -104,11 +108,17 @@ class ConnectionWatchdog:
             self._timer.cancel()
             self._timer = None
 
-    def _fire(self) -> None:
+    def _fire(self, how: int = socket.SHUT_RD) -> None:
         try:
-            self._connection.shutdown(socket.SHUT_RDWR)
+            self._connection.shutdown(how)
         except OSError:
-            pass                                    # already closed: the call is over
+            return                                  # already closed: the call is over
+        if how == socket.SHUT_RD:
+            with self._lock:
+                if not self._stopped:
+                    self._timer = threading.Timer(GRACE_SECONDS, self._fire, (socket.SHUT_RDWR,))
+                    self._timer.daemon = True
+                    self._timer.start()
 
 
 def answer_connection(connection: socket.socket, settings: Settings, watchdog: ConnectionWatchdog) -> None:
