@@ -8,11 +8,12 @@ run on one installed PBX:
 
 Every call is a full login decision (allowlist lookup through ODBC plus
 QUEUE_EXISTS / QUEUE_MEMBER_LIST for two queues); the bench contexts do
-not act on it, so every call stays on that path. The two modes alternate
-call by call in every scenario, so that the machine's noise hits both.
-Scenarios: one caller at a time; callers arriving steadily at --rate per
-second for --duration seconds; --bursts bursts of --burst calls sent in one
-AMI write. Beside them, the floor: an AGI script that only reads the AGI
+not act on it, so every call stays on that path. The two modes take turns
+in every scenario, so that the machine's noise hits both: one caller at a
+time (classic, FastAGI, classic, ...); callers arriving steadily at --rate
+per second, --duration seconds per mode, the mode changing every --block
+seconds; --bursts bursts of --burst calls per mode sent in one AMI write
+(the two modes' calls mixed). Beside them, the floor: an AGI script that only reads the AGI
 environment, on the same venv Python. Targets: classic p95 <= 100 ms one at
 a time, <= 150 ms at 10/s; FastAGI p95 <= 10 ms in both; the burst is
 reported as it is. Without `qmt serve` in the code, the classic side runs
@@ -36,13 +37,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness.bench import (  # noqa: E402
-    FastAgiServer,
-    bench_on_installed_pbx,
-    has_fastagi_server,
-    pct,
-    use_fastagi,
-)
+from harness.bench import bench_on_installed_pbx, has_fastagi_server, pct  # noqa: E402
+from harness.fastagi import Server, switch_on  # noqa: E402
 from harness.pbx_config import AGI_DIR, BENCH_FLOOR_SCRIPT  # noqa: E402
 from harness.root import SQLITE_DB  # noqa: E402
 
@@ -95,13 +91,17 @@ class Bench:
             self.ast.wait_idle(30)
         return rows
 
-    def steady(self, rate, duration, modes):
+    def steady(self, rate, duration, modes, block):
+        """Calls arriving at `rate` per second, the modes taking turns every
+        `block` seconds (each sees the load of `rate` alone), `duration` seconds per mode."""
+        per_block = max(1, int(rate * block))
         count = int(rate * duration) * len(modes)
-        modes_of = {self.ast.prepare(self.next_number()): modes[i % len(modes)] for i in range(count)}
+        modes_of = {self.ast.prepare(self.next_number()): modes[(i // per_block) % len(modes)]
+                    for i in range(count)}
         start = time.monotonic() + 0.2
         late = 0.0
         for i, (slot, mode) in enumerate(modes_of.items()):
-            due = start + i / (rate * len(modes))
+            due = start + i / rate
             delay = due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
@@ -198,8 +198,9 @@ def print_ratios(rows):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sequential", type=int, default=50, help="calls one at a time, per mode (default 50)")
-    ap.add_argument("--rate", type=float, default=10.0, help="steady arrivals per second, per mode (default 10)")
-    ap.add_argument("--duration", type=float, default=30.0, help="seconds of steady arrivals (default 30)")
+    ap.add_argument("--rate", type=float, default=10.0, help="steady arrivals per second (default 10)")
+    ap.add_argument("--duration", type=float, default=30.0, help="seconds of steady arrivals per mode (default 30)")
+    ap.add_argument("--block", type=float, default=5.0, help="seconds of one mode before the other's turn (default 5)")
     ap.add_argument("--burst", type=int, default=10, help="calls per burst, per mode (default 10)")
     ap.add_argument("--bursts", type=int, default=3, help="how many bursts (default 3)")
     ap.add_argument("--rows", type=int, default=1000, help="numbers in the allowlist, 2 queues each")
@@ -216,11 +217,14 @@ def run_with_modes(args, root, ast, pyver):
     if args.classic_only or not has_fastagi_server(root):
         note = "FastAGI left out: " + ("--classic-only" if args.classic_only else "this code has no `qmt serve`")
         return run_scenarios(args, root, ast, pyver, [CLASSIC], note)
-    with FastAgiServer(root) as server:
-        use_fastagi(ast, server.port)
+    server = Server(root).start()
+    try:
+        switch_on(ast, server.port)
         code = run_scenarios(args, root, ast, pyver, [CLASSIC, FASTAGI], f"qmt serve on port {server.port}")
-    if server.returncode != 0:
-        print(f"qmt serve: exit {server.returncode} on SIGTERM (want 0); log tail:\n{server.log_tail()}")
+    finally:
+        server_exit = server.stop()
+    if server_exit != 0:
+        print(f"qmt serve: exit {server_exit} on SIGTERM (want 0); its output:\n{server.log()[-2000:]}")
         return 1
     return code
 
@@ -240,7 +244,7 @@ def run_scenarios(args, root, ast, pyver, modes, note):
                        bench.one_at_a_time(min(args.sequential, 30), [FLOOR]))]
     one = bench.one_at_a_time(args.sequential, modes)
     results += per_mode("one caller at a time", one, modes, "one")
-    steady, late = bench.steady(args.rate, args.duration, modes)
+    steady, late = bench.steady(args.rate, args.duration, modes, args.block)
     results += per_mode(f"steady {args.rate:g}/s for {args.duration:g} s", steady, modes,
                         "steady" if args.rate <= 10 else None)
     burst = bench.bursts(args.burst, args.bursts, modes)
@@ -251,7 +255,7 @@ def run_scenarios(args, root, ast, pyver, modes, note):
     header = (f"queue-mobile-toggle: AGI step wall time (dialplan STRFTIME around AGI()), "
               f"Asterisk {version}, Python {pyver} in a sid chroot, host {platform.node()} "
               f"with {os.cpu_count()} CPUs; allowlist {args.rows * 2} rows (SQLite3 ODBC); "
-              f"modes alternate call by call ({note})")
+              f"the modes take turns ({note})")
     print_table(results, header)
     print_ratios(ratios(results))
     if late > 0.05:

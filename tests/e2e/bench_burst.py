@@ -43,13 +43,12 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness.bench import (  # noqa: E402
-    FastAgiServer,
     add_queues,
     bench_on_installed_pbx,
     dialplan_has_fastagi,
     has_fastagi_server,
-    use_fastagi,
 )
+from harness.fastagi import Server, switch_off, switch_on  # noqa: E402
 from harness.logs import PLAYING, copy_logs  # noqa: E402
 from harness.root import SQLITE_DB  # noqa: E402
 from harness.rss import CLASSIC_AGI, FASTAGI_SERVER, PeakRss  # noqa: E402
@@ -179,17 +178,19 @@ def run(args, root, ast, pyver):
     callers = mobiles(args.calls, queues)
     with sqlite3.connect(root.p(SQLITE_DB)) as db:
         db.executemany("INSERT INTO queue_mobile_agents (number, queue) VALUES (?, ?)", callers)
-    use_fastagi(ast, None)
+    switch_off(ast)
     runs = [burst(ast, root, "classic", callers, queues, args.timeout)]
     ast.reset_members(queues)
     why_not = fastagi_missing(args, root)
-    server = None
+    server, server_exit = None, 0
     if not why_not:
-        with FastAgiServer(root) as server:
-            use_fastagi(ast, server.port)
+        server = Server(root).start()
+        try:
+            switch_on(ast, server.port)
             runs.append(burst(ast, root, "FastAGI", callers, queues, args.timeout))
-            use_fastagi(ast, None)
-    server_exit = server.returncode if server else 0
+            switch_off(ast)
+        finally:
+            server_exit = server.stop()
     version = ast.cli("core show version").split()[1]
     header = (f"queue-mobile-toggle: burst of {args.calls} logins in one AMI write through the product "
               f"dialplan, {args.queues} queue(s) of {args.calls // args.queues}; Asterisk {version}, "
@@ -206,7 +207,7 @@ def run(args, root, ast, pyver):
     if args.keep_logs:
         copy_logs(root, args.keep_logs)
         if server:
-            shutil.copy(server.log, args.keep_logs)
+            shutil.copy(server.output, args.keep_logs)
     return 1 if any(failed(r) for r in runs) or server_exit != 0 else 0
 
 

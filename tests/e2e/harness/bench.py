@@ -1,25 +1,18 @@
 """What the benchmark scripts (tests/e2e/bench_*.py) run on: a fresh
 overlay root with Asterisk running and the project installed by install.sh,
 wheels filled on the host, as an admin would set it up; and what several
-of them share: percentiles, more queues, the FastAGI server `qmt serve`."""
+of them share: percentiles, more queues, whether the code has FastAGI."""
 
 import contextlib
-import signal
-import socket
-import subprocess
 import sys
-import time
 
-import harness.ami  # noqa: F401  (puts the package, agi/, on sys.path)
-from harness.asterisk import Asterisk, free_port
+from harness.asterisk import Asterisk
 from harness.chroot import chroot_python_version, ensure_chroot, fill_wheelhouse
+from harness.fastagi import QMT
 from harness.host import SetupError, why_unavailable
-from harness.root import CHROOT_PATH, WHEELS_IN_ROOT, Root
-from qmt.dialplan import DIALPLAN_FILE
-from qmt.install.facts import AST_USER, VENV
-
-QMT = VENV + "/bin/qmt"
-FASTAGI_KEY = ("qmt-fastagi", "port")       # astdb: the product dialplan's switch to FastAGI
+from harness.root import WHEELS_IN_ROOT, Root
+from qmt.dialplan import DIALPLAN_FILE, FASTAGI_FAMILY, FASTAGI_PORT_KEY
+from qmt.install.facts import AST_USER, ASTETC
 
 
 @contextlib.contextmanager
@@ -78,61 +71,4 @@ def has_fastagi_server(root):
 
 def dialplan_has_fastagi(root):
     """Whether the installed product dialplan turns to FastAGI by the astdb key."""
-    text = root.p(f"/etc/asterisk/{DIALPLAN_FILE}").read_text()
-    return "/".join(FASTAGI_KEY) in text
-
-
-def use_fastagi(ast, port):
-    """Set (a port) or delete (None) the astdb key the product dialplan reads."""
-    family, key = FASTAGI_KEY
-    ast.cli(f"database put {family} {key} {port}" if port else f"database del {family} {key}")
-
-
-class FastAgiServer:
-    """`qmt serve --port N` inside the root, as the asterisk user from the
-    installed venv, in the foreground; stop() sends SIGTERM and keeps the
-    exit code (0 expected). The Popen's pid is the server's own: chroot and
-    env exec, they do not fork."""
-
-    def __init__(self, root, port=None):
-        self.root, self.port = root, port or free_port()
-        self.proc, self.returncode = None, None
-        self.log = root.tmp / "qmt-serve.log"
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def start(self, timeout=20):
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                ["chroot", f"--userspec={AST_USER}:{AST_USER}", str(self.root.path), "/usr/bin/env", "-i",
-                 f"PATH={CHROOT_PATH}", "LANG=C.UTF-8", "HOME=/var/lib/asterisk",
-                 QMT, "serve", "--port", str(self.port)],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        t_end = time.monotonic() + timeout
-        while time.monotonic() < t_end:
-            if self.proc.poll() is not None:
-                raise SetupError("qmt serve", f"exited {self.proc.returncode}: {self.log_tail()}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.5):
-                return self
-            time.sleep(0.1)
-        self.stop()
-        raise SetupError("qmt serve", f"not listening on {self.port} after {timeout} s: {self.log_tail()}")
-
-    def stop(self, timeout=20):
-        if self.proc is None or self.returncode is not None:
-            return self.returncode
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.returncode = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.returncode = f"killed: no exit {timeout} s after SIGTERM"
-            self.proc.wait(10)
-        return self.returncode
-
-    def log_tail(self, chars=2000):
-        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+    return f"{FASTAGI_FAMILY}/{FASTAGI_PORT_KEY}" in root.p(f"{ASTETC}/{DIALPLAN_FILE}").read_text()
