@@ -52,11 +52,15 @@ from harness.fastagi import Server, switch_off, switch_on  # noqa: E402
 from harness.logs import PLAYING, copy_logs  # noqa: E402
 from harness.root import SQLITE_DB  # noqa: E402
 from harness.rss import CLASSIC_AGI, FASTAGI_SERVER, PeakRss  # noqa: E402
+from qmt.config import CONFIG_PATH  # noqa: E402
 
 FIRST_QUEUE = 8101
+TOGGLE_LOG = "/var/log/asterisk/queue_mobile_toggle.log"     # beside Asterisk's (harness.logs.KEPT_LOGS)
 RSS_TARGET_MB = 100
 ERROR_PROMPT, DENIAL_PROMPT = "sorry-youre-having-problems", "pbx-invalid"
 DONE = re.compile(r"QMT_DONE slot=(\d+) (.*?) END")
+REASON = re.compile(r" reason=(\w+)")
+LOG_DROPPED = "Log queue threshold"
 AGI_RUN = re.compile(r'\] AGI\("[^"]*", "(agi://|[^"]*queue_mobile_toggle\.py)')
 
 
@@ -101,7 +105,7 @@ class Progress:
 
 def burst(ast, root, mode, callers, queues, timeout):
     """One burst of logins; its figures."""
-    since = len(ast.log_text())
+    since, toggle_since = len(ast.log_text()), toggle_log_size(root)
     slots = {ast.prepare(number): (number, queue) for number, queue in callers}
     with PeakRss(root.path, {CLASSIC_AGI, FASTAGI_SERVER}, ast.proc.pid) as rss:
         started = time.monotonic()
@@ -118,7 +122,8 @@ def burst(ast, root, mode, callers, queues, timeout):
     return {"mode": mode, "calls": len(slots), "finished": len(done),
             "outcomes": dict(outcomes), "loggedin": outcomes.get("loggedin", 0),
             "error_prompts": prompts.get(ERROR_PROMPT, 0), "denial_prompts": prompts.get(DENIAL_PROMPT, 0),
-            "agi_runs": dict(agi_runs),
+            "agi_runs": dict(agi_runs), "reasons": reasons(root, toggle_since),
+            "log_lost_lines": LOG_DROPPED in text,
             "members": len(slots) - len(missing), "missing": missing[:5],
             "all_members_s": None if all_in is None else round(all_in, 2), **rss.figures(),
             "failed": [dict(fields, slot=s) for s, fields in done.items()
@@ -151,8 +156,10 @@ def print_table(header, runs):
               f"{r['denial_prompts']:7d} {all_in:>8} {r['peak_rss_mb']:6.1f} MB {r['processes_at_peak']:5d} "
               f"{r['asterisk_peak_rss_mb']:6.1f} MB  {runs_text}{target}")
     for r in runs:
-        print(f"{r['mode']}: outcomes {r['outcomes']}; {r['samples']} RSS samples, "
-              f"every {r['mean_interval_ms']} ms on average")
+        print(f"{r['mode']}: outcomes {r['outcomes']}; the toggle's reasons {r['reasons']}; "
+              f"{r['samples']} RSS samples, every {r['mean_interval_ms']} ms on average")
+        if r["log_lost_lines"]:
+            print(f"    note: Asterisk's logger dropped lines ({LOG_DROPPED}): prompt and AGI counts are low")
         for f in r["failed"]:
             print(f"    failed: {f}")
         for n, q in r["missing"]:
@@ -175,6 +182,7 @@ def run(args, root, ast, pyver):
     """Both bursts on an installed PBX; prints the table, returns the exit code."""
     queues = [str(FIRST_QUEUE + i) for i in range(args.queues)]
     add_queues(root, ast, queues, "strategy = ringall\nringinuse = no\n")
+    log_toggle_to_file(root)
     callers = mobiles(args.calls, queues)
     with sqlite3.connect(root.p(SQLITE_DB)) as db:
         db.executemany("INSERT INTO queue_mobile_agents (number, queue) VALUES (?, ?)", callers)
@@ -209,6 +217,28 @@ def run(args, root, ast, pyver):
         if server:
             shutil.copy(server.output, args.keep_logs)
     return 1 if any(failed(r) for r in runs) or server_exit != 0 else 0
+
+
+def log_toggle_to_file(root):
+    """The toggle's log lines into a file the run keeps (the chroot has no
+    syslog): why a call failed."""
+    conf = root.p(CONFIG_PATH)
+    text = conf.read_text()
+    assert "\ntarget = syslog\n" in text, "the installed config's [log] target is not syslog"
+    conf.write_text(text.replace("\ntarget = syslog\n", f"\ntarget = {TOGGLE_LOG}\n"))
+
+
+def toggle_log_size(root):
+    path = root.p(TOGGLE_LOG)
+    return path.stat().st_size if path.exists() else 0
+
+
+def reasons(root, since):
+    """{reason: how many decisions} in the toggle's log past `since` bytes."""
+    with open(root.p(TOGGLE_LOG), "rb") as f:
+        f.seek(since)
+        text = f.read().decode("utf-8", "replace")
+    return dict(collections.Counter(REASON.findall(text)))
 
 
 def fastagi_missing(args, root):
