@@ -12,8 +12,11 @@ the product dialplan's switch), members removed in between. For each run:
 
   - every call's outcome (QMT_OUTCOME from the test dialplan's hangup
     handler) and the prompts played (error and denial prompts: want 0);
-  - the members at the end (want one per call) and the time from the first
-    Originate until all of them are members (QUEUE_MEMBER(q,count) polled);
+  - the members at the end (want one per call), the time from the first
+    Originate until all of them are members (QUEUE_MEMBER(q,count) polled)
+    and until every call has ended (its hangup handler's line);
+  - the toggle's reasons, from its log (a script the watchdog killed
+    writes none);
   - the peak total RSS of our processes, sampled every ~15 ms from /proc:
     classic, every queue_mobile_toggle.py process alive at the sample,
     summed; FastAGI, the qmt serve process (plus any classic script the
@@ -75,13 +78,14 @@ def member_count(ast, queues):
 
 class Progress:
     """Polls a burst until every call has ended and every member is in (or
-    the calls have all ended without, or the time is up): when all the
-    members were in, seconds from `started`; each call's hangup-handler fields."""
+    the calls have all ended without, or the time is up): seconds from
+    `started` until all the members were in and until all the calls had
+    ended; each call's hangup-handler fields."""
 
     def __init__(self, ast, slots, queues, since):
         self.ast, self.queues, self.since = ast, queues, since
         self.want = {str(s) for s in slots}
-        self.done, self.all_in = {}, None
+        self.done, self.all_in, self.all_ended = {}, None, None
 
     def follow(self, started, timeout):
         next_log = 0.0
@@ -92,6 +96,8 @@ class Progress:
             if now >= next_log:
                 self.read_log()
                 next_log = now + 0.5
+                if self.all_ended is None and len(self.done) == len(self.want):
+                    self.all_ended = now - started          # to the log poll's 0.5 s
                 if len(self.done) == len(self.want) and (self.all_in is not None or next_log - started > 1):
                     return self
             time.sleep(0.02)
@@ -112,6 +118,7 @@ def burst(ast, root, mode, callers, queues, timeout):
         ast.originate(list(slots))
         progress = Progress(ast, slots, queues, since).follow(started, timeout)
     all_in, done = progress.all_in, progress.done
+    ended = progress.all_ended
     ast.wait_idle(120)
     text = ast.log_text()[since:]
     outcomes = collections.Counter(fields.get("QMT_OUTCOME", "?") for fields in done.values())
@@ -125,7 +132,8 @@ def burst(ast, root, mode, callers, queues, timeout):
             "agi_runs": dict(agi_runs), "reasons": reasons(root, toggle_since),
             "log_lost_lines": LOG_DROPPED in text,
             "members": len(slots) - len(missing), "missing": missing[:5],
-            "all_members_s": None if all_in is None else round(all_in, 2), **rss.figures(),
+            "all_members_s": None if all_in is None else round(all_in, 2),
+            "all_ended_s": None if ended is None else round(ended, 1), **rss.figures(),
             "failed": [dict(fields, slot=s) for s, fields in done.items()
                        if fields.get("QMT_OUTCOME") != "loggedin"][:5]}
 
@@ -144,16 +152,17 @@ def failed(run):
 def print_table(header, runs):
     print(header)
     print(f"{'mode':8} {'calls':>5} {'logged in':>9} {'members':>7} {'errors':>6} {'denials':>7} "
-          f"{'all in':>8} {'peak RSS':>9} {'procs':>5} {'Asterisk':>9}  AGI runs / target")
+          f"{'all in':>8} {'all ended':>9} {'peak RSS':>9} {'procs':>5} {'Asterisk':>9}  AGI runs / target")
     for r in runs:
         all_in = "-" if r["all_members_s"] is None else f"{r['all_members_s']:.2f} s"
+        ended = "-" if r["all_ended_s"] is None else f"{r['all_ended_s']:.1f} s"
         target = ""
         if r["mode"] == "FastAGI":
             met = r["peak_rss_mb"] <= RSS_TARGET_MB
             target = f"; peak RSS <= {RSS_TARGET_MB} MB: {'MET' if met else 'NOT MET'}"
         runs_text = ", ".join(f"{k} {v}" for k, v in sorted(r["agi_runs"].items()))
         print(f"{r['mode']:8} {r['calls']:5d} {r['loggedin']:9d} {r['members']:7d} {r['error_prompts']:6d} "
-              f"{r['denial_prompts']:7d} {all_in:>8} {r['peak_rss_mb']:6.1f} MB {r['processes_at_peak']:5d} "
+              f"{r['denial_prompts']:7d} {all_in:>8} {ended:>9} {r['peak_rss_mb']:6.1f} MB {r['processes_at_peak']:5d} "
               f"{r['asterisk_peak_rss_mb']:6.1f} MB  {runs_text}{target}")
     for r in runs:
         print(f"{r['mode']}: outcomes {r['outcomes']}; the toggle's reasons {r['reasons']}; "
