@@ -264,7 +264,8 @@ def run_scenarios(args, root, ast, pyver, modes, note):
         print(f"note: {len(wrong)} calls did not decide LOGGEDOUT: {wrong[:3]}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"header": header, "results": results, "ratios": ratios(results)}, f, indent=2)
+            json.dump({"header": header, "results": results, "ratios": ratios(results),
+                       "calls": {"one": one, "steady": steady, "burst": burst}}, f, indent=2)
     return 1 if bad or wrong else 0
 
 
