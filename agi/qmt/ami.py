@@ -196,7 +196,8 @@ def membership_in(members: dict[str, list[Message]], queue: str, interface: str)
 class AmiMembers:
     """The AGI's manager questions, for one call, on one connection opened
     only when a question comes (rare: a paused member, or a queue whose
-    member list Asterisk cut), each read bounded by `timeout` seconds.
+    member list Asterisk cut), each read bounded by `timeout` seconds (the
+    database's, 2 s at least: the watchdog leaves 3 s more for the rest).
     member() asks for one interface in one queue (QueueStatus filtered by
     Queue and Member: a few lines, whatever the queue's size). When the
     manager cannot be asked (down, refused, slow), the answer is None and
@@ -205,8 +206,8 @@ class AmiMembers:
 
     ami: Ami | None
 
-    def __init__(self, settings: Settings, timeout: float = 2.0) -> None:
-        self.settings, self.timeout, self.ami = settings, timeout, None
+    def __init__(self, settings: Settings, timeout: float | None = None) -> None:
+        self.settings, self.timeout, self.ami = settings, timeout or settings.ami_timeout, None
         self.problem: str | None = None          # why the manager could not be asked
 
     def member(self, queue: str, interface: str) -> MembershipAnswer:
@@ -261,6 +262,7 @@ class AmiView:
     read-only: `qmt check` decides with this where a call uses Channel."""
 
     env_problem = None
+    manager_problem = None          # it IS the manager's answer
 
     def __init__(self, ami: Ami) -> None:
         # Keyed in lower case: Asterisk finds a queue by its name in any case.

@@ -227,6 +227,8 @@ class Manager(Protocol):
     """What the manager interface (AMI) tells a Channel that no dialplan
     function does: qmt.ami.AmiMembers, one connection per call."""
 
+    problem: str | None         # why it could not be asked (None: it could, or was not)
+
     def member(self, queue: str, interface: str) -> MembershipAnswer:
         """Membership (with Paused and PausedReason), False, or None when
         the manager could not be asked."""
@@ -237,6 +239,8 @@ class Manager(Protocol):
 class NoManager:
     """A Channel without a manager: nothing beyond the dialplan's answers
     is known (no pause is resumable, a cut member list stays unsure)."""
+
+    problem = "no manager connection in this run"
 
     def member(self, queue: str, interface: str) -> MembershipAnswer:
         return None
@@ -258,6 +262,10 @@ class Channel:
     @property
     def env_problem(self) -> str | None:
         return getattr(self.agi, "env_problem", None)
+
+    @property
+    def manager_problem(self) -> str | None:
+        return self.manager.problem
 
     @property
     def caller_number(self) -> str:

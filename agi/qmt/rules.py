@@ -358,7 +358,7 @@ def decide_one_queue(number: str, queue: str, queue_exists: bool, membership: Me
 
 def list_too_long(queues: Sequence[str]) -> str:
     """The detail of member_list_too_long: what went wrong, for the admin."""
-    return "%s: member list cut at Asterisk's 4 KB buffer and the manager could not be asked" % ",".join(queues)
+    return "%s: member list cut at 4 KB and the manager could not be asked" % ",".join(queues)
 
 
 def decide_for_member(number: str, memberships: dict[str, Membership], lookup: Lookup) -> Decision:
