@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import selectors
 import signal
 import socket
@@ -111,14 +112,20 @@ class QmtServe:
     """One `qmt serve` process on a free port, with the environment (config,
     ODBC files) of the calls it answers; its stderr in a file."""
 
-    def __init__(self, env):
-        """Started and answering, or refused: `refusal` then holds its output."""
-        self.port, self.refusal = free_port(), None
+    def __init__(self, env, port=None, from_config=False, descriptors=None):
+        """Started and answering, or refused: `refusal` then holds its output.
+        On `port` (default: a free one), given as --port unless `from_config`
+        (the config's [fastagi] port must then be the same); `descriptors`:
+        its hard limit of open files."""
+        self.port, self.refusal = port or free_port(), None
         self.stderr = tempfile.TemporaryFile()
         process_env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "agi"), **env)
-        self.process = subprocess.Popen([sys.executable, "-m", "qmt", "serve", "--port", str(self.port)],
+        option = [] if from_config else ["--port", str(self.port)]
+        self.process = subprocess.Popen([sys.executable, "-m", "qmt", "serve", *option],
                                         stdin=subprocess.DEVNULL, stdout=self.stderr, stderr=self.stderr,
-                                        env=process_env, cwd="/")
+                                        env=process_env, cwd="/", preexec_fn=descriptors and (
+                                            lambda: resource.setrlimit(resource.RLIMIT_NOFILE,
+                                                                       (descriptors, descriptors))))
         self._wait_until_it_answers()
 
     def _wait_until_it_answers(self, seconds=15):
@@ -145,9 +152,7 @@ class QmtServe:
         """SIGTERM, as systemd stops it; the exit code."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        code = reap(self.process, time.monotonic() + 30)
-        self.stderr.close()
-        return code
+        return reap(self.process, time.monotonic() + 30)   # its stderr file stays readable
 
 
 def environment_key(env):

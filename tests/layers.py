@@ -24,7 +24,7 @@ LAYERS = {
               "test_queues_conf.py", "test_pin.py", "test_asterisk_cli.py", "test_install_*.py"),
     "agi": ("test_agi.py", "test_agi_start_block.py", "test_properties.py", "test_route.py", "test_cli.py",
             "test_big_queues.py", "test_db_faults.py", "test_privileges.py", "test_backends.py",
-            "test_table_upgrade.py"),
+            "test_table_upgrade.py", "test_fastagi.py"),
     "servers": ("test_grants.py",),
     "lint": ("test_lint.py",),
 }

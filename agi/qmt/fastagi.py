@@ -34,22 +34,26 @@ Why it is built so:
   * the watchdog is per connection (ConnectionWatchdog), a timer that shuts
     the socket down: every pending read ends in EOF (channel_gone, one log
     line), where the classic script's SIGALRM ends its process.
-  * at most MAX_CALLS calls at once: one more is closed at once, with no
+  * at most MAX_CALLS calls at once (fewer if the descriptor limit, raised
+    as far as allowed, holds fewer): one more is closed at once, with no
     command, so the dialplan runs the classic script for it. The listen
     backlog (BACKLOG) holds a burst while threads start: Asterisk gives up
     a connect after 2 s (MAX_AGI_CONNECT).
   * the config is read once, at start: after a change, restart the service
-    (calls meanwhile run the classic script). No reload on SIGHUP: a restart
-    costs no call anything, and one reading per process means no call sees
-    half of two configs.
+    (calls meanwhile run the classic script). No reload on SIGHUP (it is
+    logged and ignored): a restart costs no call anything, and one reading
+    per process means no call sees half of two configs.
   * SIGTERM or SIGINT: the listening socket closes (new calls run the
-    classic script), the calls in progress finish within their own bounds,
-    exit 0.
+    classic script), the calls in progress may finish for up to
+    DRAIN_SECONDS (under systemd's 90 s stop timeout; a slow typist's PIN
+    dialogue could take minutes), exit 0. A call cut then ends without an
+    answer: the dialplan's preset ERROR, nothing changed.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import selectors
 import signal
 import socket
@@ -72,8 +76,13 @@ if TYPE_CHECKING:
 HEALTH_SCRIPT = "qmt-health"
 HEALTH_REPLY = "NOOP qmt-serve "               # + the version
 MAX_CALLS = 1000
+# Descriptors a call may hold: its connection, the database's and the
+# manager's; and those of the process itself. systemd's default soft limit
+# (1024) would not hold MAX_CALLS calls: listen() raises it toward the hard one.
+DESCRIPTORS_PER_CALL, DESCRIPTORS_OWN = 3, 64
 BACKLOG = 1024
 GRACE_SECONDS = 1.0
+DRAIN_SECONDS = 60
 
 
 class ConnectionWatchdog:
@@ -131,8 +140,10 @@ def answer_connection(connection: socket.socket, settings: Settings, watchdog: C
         elif script == HEALTH_SCRIPT:
             connection.sendall(("%s%s\n" % (HEALTH_REPLY, __version__)).encode())
         else:
-            write_log(settings, "%s: fastagi refused script %s: not %s" % (
-                LOG_TAG, printable(script, 64) or "(none)", FASTAGI_SCRIPT), True)
+            problem = getattr(agi, "env_problem", None)
+            write_log(settings, "%s: fastagi refused script %s: not %s%s" % (
+                LOG_TAG, printable(script, 64) or "(none)", FASTAGI_SCRIPT, " (%s)" % problem if problem else ""),
+                True)
     finally:
         try:
             agi.stdout.close()
@@ -167,8 +178,8 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     request_queue_size = BACKLOG
 
-    def __init__(self, settings: Settings, port: int) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, port: int, max_calls: int = MAX_CALLS) -> None:
+        self.settings, self.max_calls = settings, max_calls
         self._calls = 0
         self._idle = threading.Condition()
         super().__init__((FASTAGI_HOST, port), CallHandler)
@@ -176,11 +187,11 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
 
     def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
         with self._idle:
-            full = self._calls >= MAX_CALLS
+            full = self._calls >= self.max_calls
             self._calls += not full
         if full:
             write_log(self.settings, "%s: fastagi busy: %d calls at once, one closed unanswered (the classic "
-                      "script takes it)" % (LOG_TAG, MAX_CALLS), True)
+                      "script takes it)" % (LOG_TAG, self.max_calls), True)
             self.shutdown_request(request)
             return
         try:
@@ -220,7 +231,20 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
 
 def listen(settings: Settings, port: int) -> FastAgiServer:
     """The server, listening; OSError when the port cannot be had."""
-    return FastAgiServer(settings, port)
+    return FastAgiServer(settings, port, calls_the_descriptors_allow())
+
+
+def calls_the_descriptors_allow() -> int:
+    """MAX_CALLS, or fewer where the descriptor limit, raised as far as
+    this process may, still holds fewer calls."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = DESCRIPTORS_OWN + DESCRIPTORS_PER_CALL * MAX_CALLS
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CALLS
+    return max(1, min(MAX_CALLS, (soft - DESCRIPTORS_OWN) // DESCRIPTORS_PER_CALL))
 
 
 def serve_until_stopped(server: FastAgiServer) -> int:
@@ -233,21 +257,33 @@ def serve_until_stopped(server: FastAgiServer) -> int:
     finally:
         server.server_close()
     # The longest a call can take: its start, lookup and PIN dialogue bounds.
-    server.wait_idle(2 * settings.watchdog_seconds() + pin_dialogue_seconds(settings))
-    write_log(settings, "%s: fastagi stopped" % LOG_TAG, False)
+    # The longest a call can take (its start, lookup and PIN dialogue), within DRAIN_SECONDS.
+    if server.wait_idle(min(DRAIN_SECONDS, 2 * settings.watchdog_seconds() + pin_dialogue_seconds(settings))):
+        write_log(settings, "%s: fastagi stopped" % LOG_TAG, False)
+    else:
+        write_log(settings, "%s: fastagi stopped, %d calls cut unanswered" % (LOG_TAG, server.calls), True)
     return 0
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
 def accept_until_a_stop_signal(server: FastAgiServer) -> None:
-    """socketserver's serve_forever() sees a stop only at its next poll; a
-    pipe the signal handler writes to ends this loop at once."""
+    """Accept calls until SIGTERM or SIGINT. socketserver's serve_forever()
+    would see a stop only at its next poll; here every signal wakes the
+    loop at once through a pipe (signal.set_wakeup_fd: whichever thread the
+    kernel gave the signal to, the byte is written)."""
     wake, woken = os.pipe()
+    os.set_blocking(woken, False)
 
-    def stop(_signum: int, _frame: FrameType | None) -> None:
-        os.write(woken, b".")
+    def no_reload(_signum: int, _frame: FrameType | None) -> None:
+        write_log(server.settings, "%s: fastagi ignores SIGHUP: the config is read at start; restart the "
+                  "service to apply a change" % LOG_TAG, True)
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, stop)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, lambda _signum, _frame: None)    # the pipe's byte does the work
+    signal.signal(signal.SIGHUP, no_reload)      # its default action would end the server
+    signal.set_wakeup_fd(woken)
     server.timeout = 0                           # handle_request() after select(): never waits
     try:
         with selectors.DefaultSelector() as selector:
@@ -255,10 +291,12 @@ def accept_until_a_stop_signal(server: FastAgiServer) -> None:
             selector.register(wake, selectors.EVENT_READ)
             while True:
                 ready = [key.fileobj for key, _events in selector.select()]
-                if wake in ready:
+                if wake in ready and set(os.read(wake, 64)) & set(STOP_SIGNALS):
                     return
-                server.handle_request()
+                if server.socket in ready:
+                    server.handle_request()
     finally:
+        signal.set_wakeup_fd(-1)
         os.close(wake)
         os.close(woken)
 
