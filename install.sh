@@ -19,7 +19,7 @@ AST_USER=asterisk
 REQUIREMENTS=$SRC/agi/requirements.txt     # the pinned run-time packages
 DEFAULT_DSN=queue_mobile_toggle                # for --help
 ODBC_INI=/etc/odbc.ini
-FASTAGI_UNIT=queue-mobile-toggle-fastagi.service   # for --help
+FASTAGI_UNIT=qmt-fastagi.service   # for --help
 
 usage() {
     cat <<EOF
@@ -39,9 +39,9 @@ Options:
   --enable-ami      turn Asterisk's manager interface on (127.0.0.1 only) when
                     manager.conf has it off; qmt check/status/sweep need it
   --fastagi         decide calls in one server process too (qmt serve, systemd
-                    unit $FASTAGI_UNIT); the dialplan
-                    uses it once it answers, the classic script stays the
-                    fallback. A later run without this option keeps the mode
+                    unit $FASTAGI_UNIT); the dialplan uses it once it
+                    answers, the classic script stays the fallback. A later
+                    run without this option keeps the mode as it is
   --no-fastagi      stop and remove that server: the classic script decides
   --purge           with --uninstall: also delete the allowlist database and the config
   -h, --help        this text

@@ -35,6 +35,7 @@ class Box:
         monkeypatch.setattr(fastagi, "astdb_family", lambda family: {
             key.split("/", 1)[1]: value for key, value in self.astdb.items() if key.startswith(family + "/")})
         monkeypatch.setattr(fastagi, "answer_within", lambda port, seconds: self.server)
+        monkeypatch.setattr(fastagi, "probe", lambda port, timeout: self.server)
 
     def systemctl(self, command):
         self.asked.append(" ".join(command))
@@ -100,34 +101,38 @@ def test_without_systemd_the_unit_is_written_and_recorded_but_the_mode_stays_off
 
 def test_a_server_that_answers_turns_the_mode_on_at_the_configs_port(box):
     box.config("[fastagi]\nport = 4600\n")
-    box.server = "qmt-serve 0.3.0"
+    box.server = "0.3.0"
     _, lines = install(box, "on")
     assert box.astdb == {"qmt-fastagi/port": "4600"}
-    assert lines[-1] == ("[changed] fastagi: on, the dialplan asks qmt-serve 0.3.0 at 127.0.0.1:4600"
+    assert lines[-1] == ("[changed] fastagi: on, the dialplan asks qmt serve 0.3.0 at 127.0.0.1:4600"
                          " (astdb qmt-fastagi/port)")
     _, again = install(box, "on")
-    assert again[-1] == "[ok]      fastagi: on, the dialplan asks qmt-serve 0.3.0 at 127.0.0.1:4600"
+    assert again[-1] == "[ok]      fastagi: on, the dialplan asks qmt serve 0.3.0 at 127.0.0.1:4600"
 
 
 def test_with_systemd_the_unit_is_enabled_and_started_before_the_switch_is_set(box):
     box.systemd = True
-    box.server = "qmt-serve 0.3.0"
+    box.server = "0.3.0"
     install(box, "on")
     put = box.asked.index("database put qmt-fastagi port 4573")
-    assert box.asked.index("systemctl enable --now queue-mobile-toggle-fastagi.service") < put
+    assert box.asked.index("systemctl enable --now qmt-fastagi.service") < put
     assert box.asked.index("systemctl daemon-reload") < put
 
 
-def test_a_new_package_restarts_a_running_server(box):
+def test_a_new_package_or_a_silent_server_restarts_the_unit(box):
     box.systemd = True
+    box.server = "0.3.0"
     install(box, "on")
     box.asked.clear()
     _, lines = install(box, "", package_changed=True)        # the mode is kept: the unit stays up to date
-    assert "systemctl restart queue-mobile-toggle-fastagi.service" in box.asked
-    assert "[changed] fastagi: queue-mobile-toggle-fastagi.service restarted (a new version or unit)" in lines
+    assert "systemctl restart qmt-fastagi.service" in box.asked
+    assert "[changed] fastagi: qmt-fastagi.service restarted (a new version or unit)" in lines
     box.asked.clear()
     install(box, "")
-    assert "systemctl restart queue-mobile-toggle-fastagi.service" not in box.asked
+    assert "systemctl restart qmt-fastagi.service" not in box.asked
+    box.server = ""                 # e.g. the config's port changed: it reads the config at start only
+    _, lines = install(box, "")
+    assert "[changed] fastagi: qmt-fastagi.service restarted (no answer at 127.0.0.1:4573)" in lines
 
 
 def test_fastagi_is_not_left_on_when_its_server_no_longer_answers(box):
@@ -153,13 +158,13 @@ def test_an_install_without_the_option_keeps_the_mode_as_it_is(box):
 
 def test_no_fastagi_deletes_the_switch_first_then_stops_and_removes_the_unit(box):
     box.systemd = True
-    box.server = "qmt-serve 0.3.0"
+    box.server = "0.3.0"
     install(box, "on")
     box.asked.clear()
     run, lines = install(box, "off")
     assert box.astdb == {} and not box.path(FASTAGI_UNIT_FILE).exists()
     assert box.asked.index("database del qmt-fastagi port") < \
-        box.asked.index("systemctl disable --now queue-mobile-toggle-fastagi.service")
+        box.asked.index("systemctl disable --now qmt-fastagi.service")
     assert lines == [
         "[changed] fastagi: off, the dialplan runs the classic script (astdb qmt-fastagi/port deleted)",
         f"[changed] fastagi: stopped and removed {FASTAGI_UNIT_FILE}"]

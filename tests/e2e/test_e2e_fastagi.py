@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from harness.asterisk import free_port
+from harness.asterisk import Asterisk, free_port
 from harness.fastagi import QMT, DropAfterFirstCommand, Server, switch_off, switch_on, switch_value
 from harness.logs import prompts
 from harness.root import WHEELS_IN_ROOT
@@ -59,6 +59,10 @@ def test_a_stopped_server_falls_back_to_the_classic_script_with_one_decision(swi
     assert len(decisions(pbx, mark)) == 1 and "action=login" in decisions(pbx, mark)[0]
     assert qlog(pbx, "ADDMEMBER") == ["8008"]
     assert_members(pbx, {"8008": {IFACE: (0, NUM)}})
+    doctor = pbx.root.sh("qmt doctor", timeout=60)
+    assert doctor.returncode == 1
+    assert f"[FAIL]    fastagi: on at 127.0.0.1:{port}, but no server answers there: every call falls back to the" \
+        " classic script" in doctor.stdout, doctor.stdout
 
 
 @pytest.mark.parametrize("value", ["4573;x", "127.0.0.1:4573", "123456", "${SHELL(id)}"])
@@ -127,13 +131,15 @@ def test_install_fastagi_without_systemd_says_so_and_turns_the_mode_on_only_for_
 
         server = Server(root, 4573).start()            # what the admin starts by hand, as the note says
         lines = install(pbx, "--fastagi")
-        assert lines[-1].startswith("[changed] fastagi: on, the dialplan asks qmt-serve ") and \
+        assert lines[-1].startswith("[changed] fastagi: on, the dialplan asks qmt serve ") and \
             lines[-1].endswith(" at 127.0.0.1:4573 (astdb qmt-fastagi/port)")
         assert switch_value(pbx.ast) == "4573"
-        assert install(pbx)[-1].startswith("[ok]      fastagi: on, the dialplan asks qmt-serve ")
+        assert install(pbx)[-1].startswith("[ok]      fastagi: on, the dialplan asks qmt serve ")
         check = root.install("--check")
+        assert check.returncode == 0, check.stdout
         assert "[note]    fastagi: " + FASTAGI_UNIT_FILE + " is in place, but systemd is not running here" \
-            in check.stdout, check.stdout
+            in check.stdout
+        assert "[PASS]    fastagi: on at 127.0.0.1:4573: qmt serve " in check.stdout    # qmt doctor's line
 
         assert install(pbx, "--no-fastagi") == [
             "[changed] fastagi: off, the dialplan runs the classic script (astdb qmt-fastagi/port deleted)",
@@ -151,3 +157,19 @@ def test_fastagi_options_go_with_an_install_only_and_exclude_each_other(pbx):
     for args in (["--check", "--fastagi"], ["--uninstall", "--no-fastagi"], ["--fastagi", "--no-fastagi"]):
         p = pbx.root.install(*args)
         assert p.returncode == 2 and "--help" in p.stderr, (args, p.stderr)
+
+
+def test_uninstall_removes_the_unit_and_the_switch(throwaway_root):
+    root = throwaway_root
+    ast = Asterisk(root).start()
+    try:
+        p = root.install("--wheelhouse", WHEELS_IN_ROOT, "--fastagi")
+        assert p.returncode == 0 and root.p(FASTAGI_UNIT_FILE).exists(), p.stdout + p.stderr
+        switch_on(ast, 4573)                            # as --fastagi writes it once a server answers
+        p = root.install("--uninstall")
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert f"[changed] fastagi: stopped and removed {FASTAGI_UNIT_FILE}" in p.stdout
+        assert "[changed] asterisk: removed astdb family qmt-fastagi (1 keys)" in p.stdout
+        assert not root.p(FASTAGI_UNIT_FILE).exists() and switch_value(ast) == ""
+    finally:
+        ast.stop()

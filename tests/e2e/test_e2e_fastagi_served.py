@@ -8,14 +8,19 @@ config gets the server restarted before its next call, as an admin restarts
 the service.
 
 Chosen from the classic suites, one of each kind the server must get right
-(about 3 minutes; the whole suites would take 10):
+(about 3 minutes with the set-up; the three whole suites take far longer):
   toggle  login and logout in all queues and in one, penalties and names, a
-          refusal, the allowlist gone, five calls from one number at once
-          (the toggle's lock across one process's threads)
+          refusal, every hostile caller ID (the start block read strictly over
+          the socket too), the allowlist gone, a member leaving without it,
+          two and five calls from one number at once (the toggle's lock across
+          one process's threads)
   pin     the PIN dialogue (GET DATA through the server), three wrong PINs,
-          the lockout across calls and `qmt unlock`, a hang-up mid-PIN
+          the lockout across calls and `qmt unlock`, for_logout turned on
+          mid-test (the server restarted for it), four spellings of one number
+          at once, a hang-up mid-PIN
   ring    the ring path settings a login hands the dialplan: a mobile that
-          accepts, three missed calls that pause it, the resume
+          accepts, three missed calls that pause it, the resume, two customers
+          reaching two mobiles
 And a database that hangs: its call costs its own time bound, while the
 other calls, decided by the same process, finish at once.
 """
@@ -42,15 +47,22 @@ test_allowlist_db_missing_plays_error_and_changes_nothing = \
     toggle_tests.test_allowlist_db_missing_plays_error_and_changes_nothing
 test_simultaneous_calls_from_one_number_stay_consistent = \
     toggle_tests.test_simultaneous_calls_from_one_number_stay_consistent
+test_hostile_caller_id_is_refused = toggle_tests.test_hostile_caller_id_is_refused
+test_member_leaves_without_row_or_db = toggle_tests.test_member_leaves_without_row_or_db
 test_the_right_pin_logs_in = pin_tests.test_the_right_pin_logs_in
 test_three_wrong_pins_refuse_and_change_nothing = pin_tests.test_three_wrong_pins_refuse_and_change_nothing
 test_wrong_pins_across_calls_lock_out_until_qmt_unlock = \
     pin_tests.test_wrong_pins_across_calls_lock_out_until_qmt_unlock
 test_a_hang_up_mid_pin_is_logged_as_nothing_changed = pin_tests.test_a_hang_up_mid_pin_is_logged_as_nothing_changed
+test_logout_needs_no_pin_by_default_but_does_with_for_logout = \
+    pin_tests.test_logout_needs_no_pin_by_default_but_does_with_for_logout
+test_parallel_calls_in_all_four_spellings_are_counted_together = \
+    pin_tests.test_parallel_calls_in_all_four_spellings_are_counted_together
 test_a_mobile_that_presses_1_is_connected_and_hears_the_confirmation = \
     ring_tests.test_a_mobile_that_presses_1_is_connected_and_hears_the_confirmation
 test_a_paused_mobile_calling_the_code_is_resumed_then_the_next_call_logs_it_out = \
     ring_tests.test_a_paused_mobile_calling_the_code_is_resumed_then_the_next_call_logs_it_out
+test_two_customers_at_once_reach_two_mobiles = ring_tests.test_two_customers_at_once_reach_two_mobiles
 
 ODBC_INI = "/etc/odbc.ini"
 

@@ -13,6 +13,7 @@ from ..allowlist import TABLE as TABLE
 from ..config import CONFIG_PATH, DEFAULT_AMI_PORT
 from ..config import DEFAULT_CONNECTION as DEFAULT_CONNECTION
 from ..config import DEFAULT_DSN as DEFAULT_DSN
+from ..config import DEFAULT_FASTAGI_PORT as DEFAULT_FASTAGI_PORT
 from ..config import SWEEP_CRON as SWEEP_CRON
 from ..config import SWEEP_UNITS as SWEEP_UNITS
 from ..dialplan import AGI_SCRIPT, DIALPLAN_FILE, ENTRY_CONTEXT
@@ -62,10 +63,10 @@ AMI_INCLUDE_LINE = "#include " + AMI_OWN_FILE
 SWEEP_TIMER = "qmt-sweep.timer"
 SWEEP_COMMAND = QMT_LINK + " sweep --apply"
 
-# The optional FastAGI server (install.sh --fastagi): `qmt serve` as a systemd unit.
-FASTAGI_UNIT = "queue-mobile-toggle-fastagi.service"
+# The optional FastAGI server (install.sh --fastagi): `qmt serve` as a systemd
+# unit, named as the sweep's (qmt-sweep) and as the config's comment says.
+FASTAGI_UNIT = "qmt-fastagi.service"
 FASTAGI_UNIT_FILE = "/etc/systemd/system/" + FASTAGI_UNIT
-FASTAGI_DEFAULT_PORT = "4573"                    # the config's [fastagi] port when unset
 QMT_SERVE = VENV + "/bin/qmt serve"
 
 # Files root reads, most of them the asterisk user's: every mode refuses an

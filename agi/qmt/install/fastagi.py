@@ -34,7 +34,7 @@ from . import asterisk, ini
 from .facts import (
     AST_USER,
     CONFIG,
-    FASTAGI_DEFAULT_PORT,
+    DEFAULT_FASTAGI_PORT,
     FASTAGI_FAMILY,
     FASTAGI_HOST,
     FASTAGI_PORT_KEY,
@@ -59,8 +59,9 @@ def unit_text() -> str:
     privileges, /usr, /boot and /etc read-only (ProtectSystem=full, not
     strict: /var stays writable, where a SQLite allowlist may need its
     journal and the config may name a log file), a private /tmp (psqlODBC's
-    CommLog), no /home, no devices, kernel and cgroups untouchable, only the
-    address families a database, syslog and FastAGI use."""
+    CommLog), no /home, kernel and cgroups untouchable, the address families
+    of a database, syslog, FastAGI and glibc's address lookup (netlink). Not
+    PrivateDevices: the default log target is syslog, through /dev/log."""
     return "\n".join((
         "# queue-mobile-toggle (install.sh --fastagi): the toggle's decisions over FastAGI on 127.0.0.1",
         "[Unit]",
@@ -79,11 +80,10 @@ def unit_text() -> str:
         "ProtectSystem=full",
         "ProtectHome=yes",
         "PrivateTmp=yes",
-        "PrivateDevices=yes",
         "ProtectKernelTunables=yes",
         "ProtectKernelModules=yes",
         "ProtectControlGroups=yes",
-        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK",
         "RestrictSUIDSGID=yes",
         "LockPersonality=yes",
         "",
@@ -134,7 +134,7 @@ class FastAgi:
 
     def config_port(self) -> str:
         """[fastagi] port of the config (qmt serve listens there), else the default."""
-        return ini.value(self.run.text(CONFIG), "fastagi", "port") or FASTAGI_DEFAULT_PORT
+        return ini.value(self.run.text(CONFIG), "fastagi", "port") or DEFAULT_FASTAGI_PORT
 
     def port(self) -> str:
         """The config's port, checked: it goes into the dialplan's AGI URL."""
@@ -161,7 +161,7 @@ class FastAgi:
         self.run.files.mkdir(os.path.dirname(FASTAGI_UNIT_FILE))
         write(unit_text().encode(), FASTAGI_UNIT_FILE, 0o644, "root:root", "fastagi")
         restart = package_changed or self.report.changes > before
-        started = self.start_unit(restart) if systemd_running() else self.say_no_systemd()
+        started = self.start_unit(restart, port) if systemd_running() else self.say_no_systemd()
         if want == "on" or current:
             self.set_dialplan_mode(port, running, keep=want == "", started=started)
         return FASTAGI_UNIT_FILE
@@ -172,19 +172,21 @@ class FastAgi:
         except AsteriskCliError:
             return None
 
-    def start_unit(self, restart: bool) -> bool:
+    def start_unit(self, restart: bool, port: str) -> bool:
         """Enabled and running, restarted when the unit or the package changed (a
-        running server would go on with the old code)."""
+        running server would go on with the old code) or when it does not answer
+        on the config's port (it reads the config once, at start)."""
         if not quiet(["systemctl", "daemon-reload"]):
             raise InstallError("fastagi: systemctl daemon-reload failed")
         was_active = quiet(["systemctl", "is-active", "--quiet", FASTAGI_UNIT])
         if not quiet(["systemctl", "enable", "--now", FASTAGI_UNIT]):
             raise InstallError(f"fastagi: systemctl enable --now {FASTAGI_UNIT} failed"
                                f" (systemctl status {FASTAGI_UNIT})")
-        if was_active and restart:
+        why = "a new version or unit" if restart else f"no answer at {FASTAGI_HOST}:{port}"
+        if was_active and (restart or not probe(port, 1.0)):
             if not quiet(["systemctl", "restart", FASTAGI_UNIT]):
                 raise InstallError(f"fastagi: systemctl restart {FASTAGI_UNIT} failed")
-            self.report.changed(f"fastagi: {FASTAGI_UNIT} restarted (a new version or unit)")
+            self.report.changed(f"fastagi: {FASTAGI_UNIT} restarted ({why})")
         elif was_active:
             self.report.ok(f"fastagi: {FASTAGI_UNIT} enabled and running")
         else:
@@ -219,12 +221,12 @@ class FastAgi:
 
     def put_port(self, port: str, current: str | None, version: str) -> None:
         if current == port:
-            self.report.ok(f"fastagi: on, the dialplan asks {version} at {FASTAGI_HOST}:{port}")
+            self.report.ok(f"fastagi: on, the dialplan asks qmt serve {version} at {FASTAGI_HOST}:{port}")
             return
         asterisk.cli(f"database put {FASTAGI_FAMILY} {FASTAGI_PORT_KEY} {port}")
         if self.dialplan_port_or_none() != port:
             raise InstallError(f"fastagi: could not write astdb {FASTAGI_FAMILY}/{FASTAGI_PORT_KEY}")
-        self.report.changed(f"fastagi: on, the dialplan asks {version} at {FASTAGI_HOST}:{port}"
+        self.report.changed(f"fastagi: on, the dialplan asks qmt serve {version} at {FASTAGI_HOST}:{port}"
                             f" (astdb {FASTAGI_FAMILY}/{FASTAGI_PORT_KEY})")
 
     def delete_key(self, current: str | None, why: str) -> None:
