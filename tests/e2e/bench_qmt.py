@@ -17,7 +17,7 @@ import statistics
 import sys
 import time
 
-from harness.bench import bench_on_installed_pbx
+from harness.bench import add_queues, bench_on_installed_pbx
 from harness.root import SQLITE_DB
 
 QUEUES = ("8008", "8010", "8011", "8012", "8013")
@@ -36,10 +36,7 @@ def timed(root, command, runs):
 
 def setup_members(root, ast, per_queue):
     """Three more queues, `per_queue` mobile members in each, their rows (3 in 4 permitted)."""
-    extra = "".join(f"\n[{q}]\nstrategy = ringall\ntimeout = 15\n" for q in QUEUES[2:])
-    queues_conf = root.p("/etc/asterisk/queues.conf")
-    queues_conf.write_text(queues_conf.read_text() + extra)
-    ast.cli("module reload app_queue.so")
+    add_queues(root, ast, QUEUES[2:])
     numbers = [(f"7913{qi:02d}{i:05d}", queue) for qi, queue in enumerate(QUEUES) for i in range(per_queue)]
     ast.ami.actions_at_once([("QueueAdd", {"Queue": queue, "Interface": f"Local/{number}@outbound-allroutes/n"})
                              for number, queue in numbers])

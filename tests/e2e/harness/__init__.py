@@ -10,7 +10,8 @@ One concern per module:
   ami         the package's AMI client (qmt.ami.Ami), plus what only the tests need
   asterisk    the Asterisk driver: start, stop, state, test calls, its logs
   sip         a SIP call over UDP, as a carrier places it
-  bench       an installed PBX for the benchmark scripts (bench_*.py)
+  bench       an installed PBX for the benchmark scripts (bench_*.py), what they share
+  rss         the peak memory of our processes in a root, sampled from /proc
 
 The tests import from these modules directly (tests/e2e is on sys.path).
 """

@@ -166,10 +166,14 @@ class Asterisk:
 
     def originate(self, slots, context="qmt-caller"):
         """Start the calls of these slots at the same instant (one AMI write)."""
+        self.send_calls([(slot, context) for slot in slots])
+
+    def send_calls(self, calls):
+        """Start these (slot, context) calls at the same instant (one AMI write)."""
         answers = self.ami.actions_at_once([("Originate", {"Channel": f"Local/{slot}@{context}",
                                                            **self._caller_side(slot), "Async": "true",
                                                            "Timeout": "30000"})
-                                            for slot in slots])
+                                            for slot, context in calls])
         for r in answers:
             if r.get("Response") != "Success":
                 raise AssertionError(f"Originate refused: {r}")
