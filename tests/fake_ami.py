@@ -4,6 +4,11 @@ banner, Login (Success or Error), QueueStatus with its Queue and Member
 filters (QueueParams, QueueMember with Paused and PausedReason, then
 QueueStatusComplete ending the list), Logoff. The AGI asks it for the
 reason of a member's pause, which no dialplan function tells.
+
+For `qmt serve`'s shared connection it counts the connections it took,
+may hold an action's answer (`hold`: the answer then comes from a thread
+of its own, so answers can overtake each other, or never come) and drops
+every open connection on request (drop_connections()).
 """
 
 import socket
@@ -23,6 +28,11 @@ class FakeAmi:
         self.asterisk, self.username, self.secret = asterisk, username, secret
         self.actions = []                      # (action name, fields) in the order received
         self.refuse_login = False
+        self.connections = 0                   # connections taken
+        # fields -> bool, run in a thread of its own before an action's answer
+        # (never Login's or Logoff's): False = the answer never comes.
+        self.hold = None
+        self._open = []
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = self._server.getsockname()[1]
         threading.Thread(target=self._serve, daemon=True).start()
@@ -35,6 +45,17 @@ class FakeAmi:
     def close(self):
         self._server.close()
 
+    def logins(self):
+        return sum(1 for action, _fields in self.actions if action.lower() == "login")
+
+    def drop_connections(self):
+        """Every open connection closed, as by a manager restart."""
+        for connection in list(self._open):
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def _serve(self):
         while True:
             try:
@@ -44,23 +65,45 @@ class FakeAmi:
             threading.Thread(target=self._session, args=(connection,), daemon=True).start()
 
     def _session(self, connection):
+        self.connections += 1
+        self._open.append(connection)
+        sending = threading.Lock()
+
+        def send(reply):
+            with sending:
+                try:
+                    connection.sendall(reply.encode("utf-8"))
+                except OSError:
+                    pass                       # the client is gone
+
+        def answer_when_released(fields, reply):
+            if self.hold(fields):
+                send(reply)
+
         with connection, connection.makefile("rb") as reader:
-            connection.sendall(BANNER)
+            send(BANNER.decode())
             while True:
                 fields = self._read_message(reader)
                 if fields is None:
-                    return
+                    break
                 self.actions.append((fields.get("Action", ""), fields))
-                reply = self._reply(fields)
-                connection.sendall(reply.encode("utf-8"))
-                if fields.get("Action", "").lower() == "logoff":
-                    return
+                reply, action = self._reply(fields), fields.get("Action", "").lower()
+                if self.hold is not None and action not in ("login", "logoff"):
+                    threading.Thread(target=answer_when_released, args=(fields, reply), daemon=True).start()
+                    continue
+                send(reply)
+                if action == "logoff":
+                    break
+        self._open.remove(connection)
 
     @staticmethod
     def _read_message(reader):
         fields = {}
         while True:
-            line = reader.readline()
+            try:
+                line = reader.readline()
+            except OSError:
+                return None                    # reset: the client closed with our answer unread
             if not line:
                 return None
             line = line.decode("utf-8", "replace").rstrip("\r\n")

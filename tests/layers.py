@@ -26,7 +26,7 @@ LAYERS = {
     "agi": ("test_agi.py", "test_agi_start_block.py", "test_properties.py", "test_route.py", "test_cli.py",
             "test_big_queues.py", "test_db_faults.py", "test_privileges.py", "test_backends.py",
             "test_table_upgrade.py",
-            "test_report_cli.py", "test_fastagi.py"),
+            "test_report_cli.py", "test_fastagi.py", "test_shared_ami.py"),
     "servers": ("test_grants.py",),
     "lint": ("test_lint.py",),
 }

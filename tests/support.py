@@ -24,7 +24,7 @@ RING_INTERFACE = "Local/{number}@qmt-ring/n"
 FASTAGI = [None]
 # The server's own lines (not a call's): Toggle.log_lines() leaves them out,
 # so that a test reads the same decision lines in both modes.
-SERVER_LINE = re.compile(r"queue-mobile-toggle: fastagi (?:serving on|stopped)\b")
+SERVER_LINE = re.compile(r"queue-mobile-toggle: fastagi (?:(?:serving on|stopped)\b|manager: )")
 OLD_INTERFACE = "Local/{number}@outbound-allroutes/n"
 
 

@@ -8,8 +8,9 @@ read-only, so that `qmt check` runs the very same decision as a call.
 from __future__ import annotations
 
 import os
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from .rules import INTERFACE, Membership, MembershipAnswer, is_valid_queue_name, member_by
@@ -34,7 +35,39 @@ class AmiTurnedAway(AmiError):
     it takes one again."""
 
 
-class Ami:
+class QueueQuestions:
+    """The queue questions, asked through `action` (Ami's own, or SharedAmi's)."""
+
+    def action(self, name: str, **fields: str) -> list[Message]:
+        raise NotImplementedError
+
+    def queue_members(self, queue: str | None = None, member: str | None = None) -> dict[str, list[Message]]:
+        """{queue: [member event, ...]} of every queue (or one; or one
+        member's) from QueueStatus. A queue without members is present with
+        an empty list."""
+        fields = dict(([("Queue", queue)] if queue else []) + ([("Member", member)] if member else []))
+        queues: dict[str, list[Message]] = {}
+        for message in self.action("QueueStatus", **fields)[1:]:
+            if message.get("Event") == "QueueParams":
+                queues.setdefault(message.get("Queue", ""), [])
+            elif message.get("Event") == "QueueMember":
+                queues.setdefault(message.get("Queue", ""), []).append(message)
+        return queues
+
+    def remove_member(self, queue: str, interface: str) -> tuple[bool, str]:
+        """QueueRemove; (True, "") or (False, Asterisk's message)."""
+        reply = self.action("QueueRemove", Queue=queue, Interface=interface)[0]
+        return reply.get("Response") == "Success", reply.get("Message", "")
+
+
+def completes(messages: list[Message]) -> bool:
+    """True when `messages` (one action's, in order) are its whole answer:
+    the response alone, or a list's events up to the one that completes it."""
+    listing = messages[0].get("EventList", "").lower() == "start"
+    return not listing or messages[-1].get("EventList", "").lower() == "complete"
+
+
+class Ami(QueueQuestions):
     """A small AMI client, every read bounded by `timeout`: one action at a
     time (action()), or several single-answer actions in one write
     (actions_at_once()). Only what `qmt` and the AGI need: QueueStatus,
@@ -119,8 +152,7 @@ class Ami:
                 if message.get("ActionID") != action_id:
                     continue
                 messages.append(message)
-                listing = messages[0].get("EventList", "").lower() == "start"
-                if not listing or message.get("EventList", "").lower() == "complete":
+                if completes(messages):
                     return messages
         except OSError as exc:
             raise self._failure(exc) from None
@@ -145,23 +177,44 @@ class Ami:
     def _failure(self, exc: OSError) -> AmiError:
         return AmiError("Asterisk's manager at %s: %s" % (self.where, exc.strerror or type(exc).__name__))
 
-    def queue_members(self, queue: str | None = None, member: str | None = None) -> dict[str, list[Message]]:
-        """{queue: [member event, ...]} of every queue (or one; or one
-        member's) from QueueStatus. A queue without members is present with
-        an empty list."""
-        fields = dict(([("Queue", queue)] if queue else []) + ([("Member", member)] if member else []))
-        queues: dict[str, list[Message]] = {}
-        for message in self.action("QueueStatus", **fields)[1:]:
-            if message.get("Event") == "QueueParams":
-                queues.setdefault(message.get("Queue", ""), [])
-            elif message.get("Event") == "QueueMember":
-                queues.setdefault(message.get("Queue", ""), []).append(message)
-        return queues
+    def shared(self, send_timeout: float) -> None:
+        """Made ready for SharedAmi: reads wait as long as it takes (its
+        reader thread waits for whatever comes), a send at most
+        `send_timeout` seconds (the kernel's own bound on a blocking socket)."""
+        import socket
+        import struct
+        self._socket.settimeout(None)
+        whole = int(send_timeout)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
+                                struct.pack("ll", whole, int((send_timeout - whole) * 1e6)))
 
-    def remove_member(self, queue: str, interface: str) -> tuple[bool, str]:
-        """QueueRemove; (True, "") or (False, Asterisk's message)."""
-        reply = self.action("QueueRemove", Queue=queue, Interface=interface)[0]
-        return reply.get("Response") == "Success", reply.get("Message", "")
+    def send(self, name: str, fields: dict[str, str]) -> str:
+        """Write one action (the caller serialises writes); its ActionID."""
+        action_id, data = self._frame(name, fields)
+        try:
+            self._socket.sendall(data)
+        except OSError as exc:
+            raise self._failure(exc) from None
+        return action_id
+
+    def next_message(self) -> Message:
+        try:
+            return self._read_message()
+        except OSError as exc:
+            raise self._failure(exc) from None
+
+    def shutdown(self) -> None:
+        """Logoff, and the socket shut down both ways: a reader blocked on
+        it wakes with EOF (it closes the files itself)."""
+        import socket
+        try:
+            self._socket.sendall(b"Action: Logoff\r\n\r\n")
+        except OSError:
+            pass
+        try:
+            self._socket.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def close(self) -> None:
         try:
@@ -178,6 +231,19 @@ class Ami:
 def ami_from_settings(settings: Settings, timeout: float | None = None) -> Ami:
     return Ami(settings.ami_host, settings.ami_port, settings.ami_username, settings.ami_secret,
                timeout=timeout or settings.ami_timeout)
+
+
+def connect_within(settings: Settings, deadline: float) -> Ami:
+    """A logged-in connection, tried again while the manager turns new
+    ones away (a burst of calls), until `deadline` (time.monotonic())."""
+    while True:
+        try:
+            return ami_from_settings(settings, max(0.1, deadline - time.monotonic()))
+        except AmiTurnedAway:
+            pause = 0.02 + os.getpid() % 64 / 1000      # the burst's calls spread out
+            if time.monotonic() + pause >= deadline:
+                raise
+            time.sleep(pause)
 
 
 def membership_in(members: dict[str, list[Message]], queue: str, interface: str) -> MembershipAnswer:
@@ -202,12 +268,14 @@ class AmiMembers:
     Queue and Member: a few lines, whatever the queue's size). When the
     manager cannot be asked (down, refused, slow), the answer is None and
     every later question of the call gets None at once: unknown, never
-    "not a member"."""
+    "not a member". In `qmt serve` the calls share one connection
+    (`shared`, a SharedAmi): the same questions, one login for all."""
 
-    ami: Ami | None
+    ami: QueueQuestions | None
 
-    def __init__(self, settings: Settings, timeout: float | None = None) -> None:
+    def __init__(self, settings: Settings, timeout: float | None = None, shared: SharedAmi | None = None) -> None:
         self.settings, self.timeout, self.ami = settings, timeout or settings.ami_timeout, None
+        self.shared = shared
         self.problem: str | None = None          # why the manager could not be asked
 
     def member(self, queue: str, interface: str) -> MembershipAnswer:
@@ -217,24 +285,14 @@ class AmiMembers:
         if self.problem is not None:
             return None
         try:
-            self.ami = self.ami or self._connect()
+            self.ami = self.ami or self.shared or self._connect()
             return membership_in(self.ami.queue_members(queue, interface), queue, interface)
         except (AmiError, OSError) as exc:
             self.problem = str(exc) or type(exc).__name__
             return None
 
     def _connect(self) -> Ami:
-        """A logged-in connection, tried again while the manager turns new
-        ones away (a burst of calls), for up to `timeout` seconds."""
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                return ami_from_settings(self.settings, max(0.1, deadline - time.monotonic()))
-            except AmiTurnedAway:
-                pause = 0.02 + os.getpid() % 64 / 1000      # the burst's calls spread out
-                if time.monotonic() + pause >= deadline:
-                    raise
-                time.sleep(pause)
+        return connect_within(self.settings, time.monotonic() + self.timeout)
 
     def paused_reason(self, queue: str, interface: str) -> str | None:
         """A paused member's PausedReason; None when unknown (he is then
@@ -243,8 +301,170 @@ class AmiMembers:
         return answer.reason if answer else None
 
     def close(self) -> None:
-        if self.ami is not None:
+        """Closes the call's own connection; a shared one stays open."""
+        if isinstance(self.ami, Ami):
             self.ami.close()
+
+
+class _Session:
+    """One logged-in connection of a SharedAmi and the actions waiting on
+    it, by ActionID; its reader thread hands each waiter its messages."""
+
+    def __init__(self, ami: Ami, on_end: Callable[[_Session, str], None]) -> None:
+        self.ami, self._on_end = ami, on_end
+        self.alive = True
+        self._lock = threading.Lock()                    # the waiters and the writes
+        self._waiting: dict[str, _Waiter] = {}
+        threading.Thread(target=self._read, name="qmt-ami-reader", daemon=True).start()
+
+    def ask(self, name: str, fields: dict[str, str], deadline: float) -> list[Message]:
+        """The action's messages (as Ami.action), or AmiError once the
+        connection fails or `deadline` (time.monotonic()) passes."""
+        waiter = _Waiter()
+        if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise AmiError("Asterisk's manager at %s: another action's write is stuck" % self.ami.where)
+        try:
+            if not self.alive:
+                raise AmiError("Asterisk's manager at %s closed the connection" % self.ami.where)
+            try:
+                action_id = self.ami.send(name, fields)
+            except AmiError as exc:
+                self.end_locked(str(exc))
+                raise
+            self._waiting[action_id] = waiter
+        finally:
+            self._lock.release()
+        if not waiter.done.wait(max(0.0, deadline - time.monotonic())):
+            with self._lock:
+                self._waiting.pop(action_id, None)      # its late answer is dropped
+            raise AmiError("Asterisk's manager at %s did not answer %s in time" % (self.ami.where, name))
+        if waiter.problem is not None:
+            raise AmiError(waiter.problem)
+        return waiter.messages
+
+    def end(self, problem: str) -> None:
+        with self._lock:
+            self.end_locked(problem)
+
+    def _read(self) -> None:
+        problem = "Asterisk's manager at %s closed the connection" % self.ami.where
+        try:
+            while True:
+                self._hand_over(self.ami.next_message())
+        except (AmiError, OSError, ValueError) as exc:
+            problem = str(exc) or problem
+        finally:
+            self.end(problem)
+            self.ami.close()
+            self._on_end(self, problem)
+
+    def _hand_over(self, message: Message) -> None:
+        """A message to the action that waits for it; others (a late answer
+        to an action given up on) are dropped."""
+        with self._lock:
+            waiter = self._waiting.get(message.get("ActionID", ""))
+            if waiter is None:
+                return
+            waiter.messages.append(message)
+            if completes(waiter.messages):
+                del self._waiting[message["ActionID"]]
+                waiter.done.set()
+
+    def end_locked(self, problem: str = "") -> None:
+        """No more actions; every waiting one fails now (the lock held)."""
+        if self.alive:
+            self.alive = False
+            self.ami.shutdown()                         # the reader wakes, and ends
+        for waiter in self._waiting.values():
+            waiter.problem = problem or "Asterisk's manager at %s: the connection failed" % self.ami.where
+            waiter.done.set()
+        self._waiting.clear()
+
+
+class _Waiter:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.problem: str | None = None
+        self.done = threading.Event()
+
+
+class SharedAmi(QueueQuestions):
+    """One logged-in manager connection for every call of `qmt serve`,
+    opened at the first question. Many threads ask at once: each action
+    carries its ActionID, a reader thread hands each response (and a
+    list's events) to the thread that asked, every wait bounded by
+    `timeout` (the call's manager bound). Events are off at login, so
+    nothing comes unasked. A connection that died is reopened by the next
+    question; one attempt at a time: the questions meanwhile wait for its
+    outcome (within their bound), and after a failed one the questions of
+    the next RETRY_SECONDS fail at once, so that a refused login costs
+    Asterisk one attempt a second and the log one line, not one per call.
+    A failure is an AmiError, as with Ami."""
+
+    RETRY_SECONDS = 1.0
+
+    def __init__(self, settings: Settings, report: Callable[[str], None] | None = None) -> None:
+        self.settings, self.timeout = settings, settings.ami_timeout
+        self._report = report or (lambda _problem: None)
+        self._lock = threading.Condition()
+        self._session: _Session | None = None
+        self._connecting = self._closed = False
+        self._failed: tuple[float, str] | None = None     # (when, why) of the last failed attempt
+
+    def action(self, name: str, **fields: str) -> list[Message]:
+        deadline = time.monotonic() + self.timeout
+        return self._live_session(deadline).ask(name, fields, deadline)
+
+    def _live_session(self, deadline: float) -> _Session:
+        with self._lock:
+            if not self._lock.wait_for(lambda: not self._connecting, max(0.0, deadline - time.monotonic())):
+                raise AmiError("Asterisk's manager: still connecting after %.1f s" % self.timeout)
+            if self._closed:
+                raise AmiError("the shared manager connection is closed")
+            if self._session is not None and self._session.alive:
+                return self._session
+            if self._failed is not None and time.monotonic() < self._failed[0] + self.RETRY_SECONDS:
+                raise AmiError(self._failed[1])
+            self._connecting = True
+        session: _Session | None = None
+        problem, closed_meanwhile = "", False
+        try:
+            session = _Session(self._login(deadline), self._ended)
+        except AmiError as exc:
+            problem = str(exc)
+        finally:
+            with self._lock:
+                self._connecting, closed_meanwhile = False, self._closed
+                self._session = None if closed_meanwhile else session
+                self._failed = None if session else (time.monotonic(), problem or "no manager connection")
+                self._lock.notify_all()
+        if session is not None and closed_meanwhile:
+            session.end("the shared manager connection is closed")      # closed while it logged in
+            raise AmiError("the shared manager connection is closed")
+        if session is None:
+            self._report("cannot log in: %s" % problem)
+            raise AmiError(problem)
+        return session
+
+    def _login(self, deadline: float) -> Ami:
+        ami = connect_within(self.settings, deadline)
+        ami.shared(self.timeout)
+        return ami
+
+    def _ended(self, session: _Session, problem: str) -> None:
+        with self._lock:
+            if self._session is not session or self._closed:
+                return
+            self._session = None
+        self._report("the connection ended (the next question reopens it): %s" % problem)
+
+    def close(self) -> None:
+        """At the server's stop: Logoff; every question from now on fails."""
+        with self._lock:
+            self._closed = True
+            session, self._session = self._session, None
+        if session is not None:
+            session.end("the shared manager connection is closed")
 
 
 # The name qmt.toggle knows it by (it began as the source of pause reasons only).

@@ -64,6 +64,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from . import __version__
+from .ami import AmiMembers, SharedAmi
 from .dialplan import FASTAGI_HOST, FASTAGI_SCRIPT
 from .log import LOG_TAG, write_log
 from .pbx import socket_agi
@@ -130,13 +131,15 @@ class ConnectionWatchdog:
                     self._timer.start()
 
 
-def answer_connection(connection: socket.socket, settings: Settings, watchdog: ConnectionWatchdog) -> None:
-    """One connection from Asterisk, by its script name."""
+def answer_connection(connection: socket.socket, settings: Settings, watchdog: ConnectionWatchdog,
+                      manager: SharedAmi) -> None:
+    """One connection from Asterisk, by its script name; its manager
+    questions on the server's one connection."""
     agi = socket_agi(connection)
     try:
         script = agi.env.get("agi_network_script", "")
         if script == FASTAGI_SCRIPT:
-            run(agi, settings, watchdog=watchdog)
+            run(agi, settings, watchdog=watchdog, manager=AmiMembers(settings, shared=manager))
         elif script == HEALTH_SCRIPT:
             connection.sendall(("%s%s\n" % (HEALTH_REPLY, __version__)).encode())
         else:
@@ -162,7 +165,7 @@ class CallHandler(socketserver.BaseRequestHandler):
         watchdog = ConnectionWatchdog(self.request)
         watchdog.arm(settings.watchdog_seconds())    # the start block's bound, as main()'s alarm
         try:
-            answer_connection(self.request, settings, watchdog)
+            answer_connection(self.request, settings, watchdog, self.server.manager)
         except OSError:
             pass                                    # Asterisk reset the connection before a call began
         except Exception as exc:
@@ -180,6 +183,10 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
 
     def __init__(self, settings: Settings, port: int, max_calls: int = MAX_CALLS) -> None:
         self.settings, self.max_calls = settings, max_calls
+        # One manager login for every call, at the first question (few calls
+        # ask one): ~500 calls' own logins at once swamp Asterisk's manager.
+        self.manager = SharedAmi(settings, lambda problem: write_log(
+            settings, "%s: fastagi manager: %s" % (LOG_TAG, problem), True))
         self._calls = 0
         self._idle = threading.Condition()
         super().__init__((FASTAGI_HOST, port), CallHandler)
@@ -262,6 +269,7 @@ def serve_until_stopped(server: FastAgiServer) -> int:
         write_log(settings, "%s: fastagi stopped" % LOG_TAG, False)
     else:
         write_log(settings, "%s: fastagi stopped, %d calls cut unanswered" % (LOG_TAG, server.calls), True)
+    server.manager.close()                       # after the drain: its calls may still ask
     return 0
 
 

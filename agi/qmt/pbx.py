@@ -14,8 +14,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import select
-import socket
 from collections.abc import Iterable, Sequence
 from typing import IO, TYPE_CHECKING, Protocol, TextIO, cast
 
@@ -23,6 +21,8 @@ from .dialplan import LOCK_PREFIX, SERVED
 from .rules import Decision, Membership, MembershipAnswer, answer_variables, is_valid_queue_name, member_by, printable
 
 if TYPE_CHECKING:
+    import socket
+
     from asterisk.agi import AGI
 
 AGI_KEY = re.compile(r"agi_[a-z0-9_]{1,32}\Z")
@@ -164,6 +164,7 @@ class SocketLines:
 
     def arrived(self) -> bytes:
         """What has arrived and is not read yet (a non-blocking recv)."""
+        import select  # here: the classic script never needs it
         try:
             while select.select([self._connection], [], [], 0)[0]:
                 chunk = self._connection.recv(65536)
@@ -225,7 +226,8 @@ def _socket_agi_class() -> type:
 
 class Manager(Protocol):
     """What the manager interface (AMI) tells a Channel that no dialplan
-    function does: qmt.ami.AmiMembers, one connection per call."""
+    function does: qmt.ami.AmiMembers, for one call (on a connection of
+    its own, or on qmt serve's shared one)."""
 
     problem: str | None         # why it could not be asked (None: it could, or was not)
 
@@ -234,6 +236,9 @@ class Manager(Protocol):
         the manager could not be asked."""
 
     def paused_reason(self, queue: str, interface: str) -> str | None: ...
+
+    def close(self) -> None:
+        """The call is over (a connection of its own is closed)."""
 
 
 class NoManager:
@@ -247,6 +252,9 @@ class NoManager:
 
     def paused_reason(self, queue: str, interface: str) -> str | None:
         return None
+
+    def close(self) -> None:
+        pass
 
 
 class Channel:

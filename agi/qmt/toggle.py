@@ -66,7 +66,7 @@ from .ami import AmiPauseReasons
 from .config import CONFIG_PATH, ConfigError, Settings, load_settings
 from .decision import decide, utc_now
 from .log import LOG_TAG, decision_line, write_log
-from .pbx import Channel, strict_agi
+from .pbx import Channel, Manager, strict_agi
 from .pin import ASTDB_FAMILY, DECOY_HASH, LockRecord, verify_pin
 from .rules import (
     DENIED,
@@ -239,13 +239,16 @@ def pin_refusal(settings: Settings, refusal: str | None, record: LockRecord, loc
 
 
 def run(agi: AGI, settings: Settings, config_problem: ConfigError | None = None,
-        now: datetime.datetime | None = None, watchdog: Watchdog = PROCESS_ALARM) -> Decision | None:
+        now: datetime.datetime | None = None, watchdog: Watchdog = PROCESS_ALARM,
+        manager: Manager | None = None) -> Decision | None:
     """One call: decide, answer the dialplan, log one line. Returns the
     Decision, or None when nothing was answered (the channel went away, or
     Asterisk's replies could not be trusted). The caller armed `watchdog`
-    for the start; run() re-arms it for the lookup and the PIN dialogue."""
+    for the start; run() re-arms it for the lookup and the PIN dialogue.
+    `manager` answers the manager questions (qmt serve's, on its shared
+    connection); by default the call opens its own when one comes."""
     from asterisk.agi import AGIException
-    reasons = AmiPauseReasons(settings)
+    reasons = manager or AmiPauseReasons(settings)
     channel = Channel(agi, reasons)
     now = now or utc_now()
     number: str | None
