@@ -3,6 +3,12 @@ AGI where no dialplan function answers (a member's PausedReason; whether a
 number is a member of a queue whose QUEUE_MEMBER_LIST() Asterisk cut at
 its 4 KB buffer). AmiView answers the toggle's questions from AMI,
 read-only, so that `qmt check` runs the very same decision as a call.
+
+The classic script opens its own connection, at its first question (one
+process per call: nothing to share). `qmt serve` asks on one connection
+for all its calls (SharedAmi): a burst of calls into a big queue, each
+with a login of its own, swamps Asterisk's manager (authlimit: 50 sessions
+not yet logged in); one login does not.
 """
 
 from __future__ import annotations

@@ -39,6 +39,10 @@ Why it is built so:
     command, so the dialplan runs the classic script for it. The listen
     backlog (BACKLOG) holds a burst while threads start: Asterisk gives up
     a connect after 2 s (MAX_AGI_CONNECT).
+  * the manager questions (a queue whose member list Asterisk cut) go
+    over one logged-in AMI connection for all calls (qmt.ami.SharedAmi),
+    opened at the first question and closed after the drain: 500 logins
+    at once swamp Asterisk's manager, one does not.
   * the config is read once, at start: after a change, restart the service
     (calls meanwhile run the classic script). No reload on SIGHUP (it is
     logged and ignored): a restart costs no call anything, and one reading
