@@ -191,37 +191,32 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
         # ask one): ~500 calls' own logins at once swamp Asterisk's manager.
         self.manager = SharedAmi(settings, lambda problem: write_log(
             settings, "%s: fastagi manager: %s" % (LOG_TAG, problem), True))
-        self._calls = 0
+        self._active: set[socket.socket] = set()     # the calls in progress, by their connection
         self._idle = threading.Condition()
         super().__init__((FASTAGI_HOST, port), CallHandler)
         self.port: int = self.socket.getsockname()[1]
 
     def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
         with self._idle:
-            full = self._calls >= self.max_calls
-            self._calls += not full
+            full = len(self._active) >= self.max_calls
+            if not full:
+                self._active.add(request)
         if full:
             write_log(self.settings, "%s: fastagi busy: %d calls at once, one closed unanswered (the classic "
                       "script takes it)" % (LOG_TAG, self.max_calls), True)
             self.shutdown_request(request)
             return
-        try:
-            super().process_request(request, client_address)
-        except Exception:
-            self._call_ended()                      # no thread could start: the socket is closed
-            self.shutdown_request(request)
-            raise
+        super().process_request(request, client_address)     # on failure socketserver shuts the request down
 
-    def process_request_thread(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._call_ended()
-
-    def _call_ended(self) -> None:
+    def shutdown_request(self, request: socket.socket) -> None:  # type: ignore[override]
+        """Every end of a connection passes here (socketserver's): its call's
+        place is free before the connection closes, so whoever sees it close
+        may call again at once."""
         with self._idle:
-            self._calls -= 1
-            self._idle.notify_all()
+            if request in self._active:
+                self._active.discard(request)
+                self._idle.notify_all()
+        super().shutdown_request(request)
 
     def handle_error(self, request: object, client_address: object) -> None:
         exc = sys.exc_info()[1]
@@ -232,12 +227,12 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
     def calls(self) -> int:
         """Calls in progress now."""
         with self._idle:
-            return self._calls
+            return len(self._active)
 
     def wait_idle(self, seconds: float) -> bool:
         """Wait until no call is in progress, at most `seconds`; True if none is."""
         with self._idle:
-            return self._idle.wait_for(lambda: self._calls == 0, seconds)
+            return self._idle.wait_for(lambda: not self._active, seconds)
 
 
 def listen(settings: Settings, port: int) -> FastAgiServer:
