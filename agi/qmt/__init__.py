@@ -23,4 +23,4 @@ qmt.toggle) and the admin command `qmt` (qmt.cli). Modules, one concern each:
                   from the source tree, not installed in the venv)
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
