@@ -55,18 +55,19 @@ def test_result_is_preset_to_error_before_the_agi_runs(dialplan):
 
 
 def test_queue_apps_always_get_a_checked_interface(dialplan):
-    """Add: the script's QMT_INTERFACE. Remove and Unpause: QMT_IF, taken
-    from the script's answer and refused when empty (Asterisk would use
-    this very channel). Pause, in the ring path: the ring path's own
-    interface of a number filtered to digits."""
+    """Add: the script's QMT_INTERFACE. Remove, Unpause and the break's
+    Pause: QMT_IF, taken from the script's answer and refused when empty
+    (Asterisk would use this very channel). Pause, in the ring path: the
+    ring path's own interface of a number filtered to digits."""
     calls = re.findall(r"((?:Add|Remove|Unpause|Pause)QueueMember)\(([^,)]*),([^,)]*)", dialplan)
     used = {}
     for app, _queue, interface in calls:
         used.setdefault(app, set()).add(interface)
     assert used == {"AddQueueMember": {"${QMT_INTERFACE}"}, "RemoveQueueMember": {"${QMT_IF}"},
-                    "UnpauseQueueMember": {"${QMT_IF}"}, "PauseQueueMember": {"Local/${ARG1}@qmt-ring/n"}}
+                    "UnpauseQueueMember": {"${QMT_IF}"},
+                    "PauseQueueMember": {"Local/${ARG1}@qmt-ring/n", "${QMT_IF}"}}
     assert "same => n,GotoIf($[\"${QMT_INTERFACE}\" = \"\"]?done)" in context_lines(dialplan, "qmt-toggle-change")
-    assert dialplan.count('"${QMT_Q}" = "" | "${QMT_IF}" = ""]?Set(') == 2
+    assert dialplan.count('"${QMT_Q}" = "" | "${QMT_IF}" = ""]?Set(') == 3
     assert "Set(QMT_N=${FILTER(0-9,${EXTEN})})" in dialplan and "Gosub(qmt-ring-missed,s,1(${QMT_N}))" in dialplan
 
 
@@ -121,7 +122,7 @@ def test_success_prompts_only_after_the_status_check(dialplan):
 def test_the_caller_number_reaches_the_script_filtered(dialplan):
     """The script compares it with agi_callerid of the start block, which
     a caller can forge lines into."""
-    assert "AGI(queue_mobile_toggle.py,${ARG1},${FILTER(0-9+,${CALLERID(num)})})" in dialplan
+    assert "AGI(queue_mobile_toggle.py,${ARG1},${FILTER(0-9+,${CALLERID(num)})},${ARG2})" in dialplan
 
 
 def test_a_failed_login_undoes_only_what_this_call_added(dialplan):

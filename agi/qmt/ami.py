@@ -24,7 +24,7 @@ class AmiError(Exception):
 
 class Ami:
     """A small AMI client: one action at a time, every read bounded by
-    `timeout`. Only what `qmt` needs: QueueStatus, QueueRemove, Getvar."""
+    `timeout`. Only what `qmt` needs: QueueStatus, QueueRemove, QueuePause, Getvar."""
 
     def __init__(self, host: str, port: int, username: str, secret: str, timeout: float = 5.0) -> None:
         self.where = "%s:%d" % (host, port)
@@ -101,6 +101,12 @@ class Ami:
     def remove_member(self, queue: str, interface: str) -> tuple[bool, str]:
         """QueueRemove; (True, "") or (False, Asterisk's message)."""
         reply = self.action("QueueRemove", Queue=queue, Interface=interface)[0]
+        return reply.get("Response") == "Success", reply.get("Message", "")
+
+    def unpause_member(self, queue: str, interface: str, reason: str) -> tuple[bool, str]:
+        """QueuePause with Paused false (Asterisk writes UNPAUSE to
+        queue_log with `reason`); (True, "") or (False, Asterisk's message)."""
+        reply = self.action("QueuePause", Queue=queue, Interface=interface, Paused="false", Reason=reason)[0]
         return reply.get("Response") == "Success", reply.get("Message", "")
 
     def close(self) -> None:
