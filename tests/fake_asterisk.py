@@ -138,6 +138,19 @@ sys.stdout.write(fake.cli(sys.argv[2]))
 GET_VARIABLE_BUFFER, GET_FULL_VARIABLE_BUFFER = 1024, 4096
 
 
+def member_list_text(members, size=GET_FULL_VARIABLE_BUFFER):
+    """QUEUE_MEMBER_LIST() as app_queue writes it into a buffer of `size`
+    bytes: each interface strncat'ed after a comma, the loop stopping once
+    the text would reach size - 2 ("Truncating list"), the text itself
+    ending at size - 1 bytes (the last entry maybe cut in the middle)."""
+    text = b""
+    for count, member in enumerate(members):
+        text += (b"," if count else b"") + member.encode("utf-8")
+        if len(text) >= size - 2:
+            break
+    return text[:size - 1].decode("utf-8", "replace")
+
+
 class FakeAsterisk:
     """One channel's view of Asterisk: queues and their members."""
 
@@ -174,7 +187,7 @@ class FakeAsterisk:
                 return "1" if arg in self.queues else "0"
             if func == "QUEUE_MEMBER_LIST":
                 # A missing queue reads as empty (Asterisk also logs a warning).
-                return ",".join(self.queues.get(arg, []))
+                return member_list_text(self.queues.get(arg, []))
             if func == "QUEUE_MEMBER" and arg.count(",") == 2:
                 queue, option, interface = arg.split(",")
                 if option != "paused" or interface not in self.queues.get(queue, []):

@@ -195,15 +195,27 @@ def test_without_persistentmembers_the_managed_list_finds_the_queue(toggle):
     assert (run.state, run.queues) == ("LOGGEDIN", ["8010"])
 
 
-def test_a_member_list_too_long_to_trust_is_an_error_not_a_guess(toggle):
-    """Asterisk cuts GET FULL VARIABLE at 4095 bytes: past that, 'not in
-    the list' may be wrong, so the script says so instead of logging in."""
+MANAGER_DOWN = "\n[ami]\nhost = 127.0.0.1\nport = 1\nusername = qmt\nsecret = s3cret\n"
+
+
+@pytest.mark.parametrize("manager", ["down", "refusing the login"])
+def test_a_member_list_too_long_to_trust_is_an_error_not_a_guess(toggle, manager):
+    """Asterisk cuts QUEUE_MEMBER_LIST() at its 4 KB buffer: past that, 'not
+    in the list' may be wrong. The manager could tell; when it cannot be
+    asked, the script says so instead of logging in or out."""
     toggle.allowlist.add(N, "8008")
     toggle.asterisk.queues["8008"] += ["Local/%011d@qmt-ring/n" % i for i in range(160)]
     toggle.asterisk.queues["8008"].append(IFACE)  # cut off by the buffer
+    if manager == "down":
+        toggle.configure(extra=MANAGER_DOWN)      # nothing listens on port 1
+    else:
+        toggle.ami.refuse_login = True
     for queue in ("8008", None):
         run = toggle.call(N, queue)
-        assert (run.state, run.get("QMT_REASON")) == ("ERROR", "member_list_too_long")
+        assert (run.state, run.get("QMT_REASON"), run.queues) == ("ERROR", "member_list_too_long", [])
+    why = "cannot reach Asterisk's manager" if manager == "down" else "refused login"
+    assert all("detail=8008: member list cut at 4 KB and the manager could not be asked (" in line and why in line
+               for line in decision_lines(toggle))
 
 
 def test_a_long_member_list_still_finds_a_member_before_the_cut(toggle):

@@ -38,6 +38,10 @@ class Asterisk(Protocol):
 
     def persisted_queues(self) -> list[str]: ...
 
+    @property
+    def manager_problem(self) -> str | None:
+        """Why the manager interface could not be asked, if it was not."""
+
 
 def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
@@ -49,6 +53,17 @@ def decide(asterisk: Asterisk, settings: Settings, number: str, queue: str, dead
     and the allowlist (an AllowlistRead, already reading, so that it
     overlaps the questions to Asterisk); return the Decision. `action` is
     '' (the toggle) or BREAK_ACTION (a break, in all the member's queues)."""
+    decision = decide_by_steps(asterisk, settings, number, queue, deadline, allowlist, action)
+    if decision.reason == "member_list_too_long" and asterisk.manager_problem:
+        # The admin's clue: the manager down, the account refused, a timeout.
+        return Decision(decision.state, decision.reason, decision.grants,
+                        detail="%s (%s)" % (decision.detail, asterisk.manager_problem),
+                        interfaces=decision.interfaces)
+    return decision
+
+
+def decide_by_steps(asterisk: Asterisk, settings: Settings, number: str, queue: str, deadline: float,
+                    allowlist: AllowlistRead, action: str = "") -> Decision:
     if queue and not is_valid_queue_name(queue):
         return Decision(ERROR, "bad_queue_argument")
     if action not in ("", BREAK_ACTION) or (action and queue):

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
-from typing import IO, TYPE_CHECKING, Optional, TextIO
+from collections.abc import Iterable, Sequence
+from typing import IO, TYPE_CHECKING, Protocol, TextIO
 
 from .dialplan import LOCK_PREFIX
 from .rules import Decision, Membership, MembershipAnswer, answer_variables, is_valid_queue_name, member_by, printable
@@ -25,11 +25,21 @@ MAX_START_LINES = 100
 # GET FULL VARIABLE reads a dialplan function into a 4096-byte buffer
 # (VAR_BUF_SIZE): an answer this long may have been cut short.
 FULL_VARIABLE_LIMIT = 4095
+# app_queue's QUEUE_MEMBER_LIST() stops adding members once its text
+# reaches the buffer's size less 2 ("Truncating list"): a list this long
+# may lack members, and its last entry may be cut in the middle.
+MEMBER_LIST_LIMIT = FULL_VARIABLE_LIMIT - 1
 # With persistentmembers=yes (FreePBX's default) app_queue keeps every queue
 # that has dynamic members as a key of this astdb family.
 PERSISTED_QUEUES = "${DB_KEYS(Queue/PersistentMembers)}"
 
 
+def complete_members(listed: str) -> tuple[list[str], bool]:
+    """(the member interfaces QUEUE_MEMBER_LIST() surely holds, whether it
+    was cut). A cut list's last entry may be a member's name cut short."""
+    members = listed.split(",")
+    cut = len(listed.encode("utf-8")) >= MEMBER_LIST_LIMIT
+    return (members[:-1] if cut else members), cut
 
 
 def toggle_lock_name(number: str) -> str:
@@ -121,27 +131,49 @@ def strict_agi(stdin: IO[bytes], stdout: TextIO) -> AGI:
     return StrictAGI(stdin=AgiInput(stdin), stdout=stdout, stderr=_Sink())
 
 
-# Where a Channel learns a paused member's PausedReason: (queue, interface) -> the reason or None.
-PauseReason = Callable[[str, str], Optional[str]]
+class Manager(Protocol):
+    """What the manager interface (AMI) tells a Channel that no dialplan
+    function does: qmt.ami.AmiMembers, one connection per call."""
+
+    problem: str | None         # why it could not be asked (None: it could, or was not)
+
+    def member(self, queue: str, interface: str) -> MembershipAnswer:
+        """Membership (with Paused and PausedReason), False, or None when
+        the manager could not be asked."""
+
+    def paused_reason(self, queue: str, interface: str) -> str | None: ...
 
 
-def reason_unknown(_queue: str, _interface: str) -> str | None:
-    return None
+class NoManager:
+    """A Channel without a manager: nothing beyond the dialplan's answers
+    is known (no pause is resumable, a cut member list stays unsure)."""
+
+    problem = "no manager connection in this run"
+
+    def member(self, queue: str, interface: str) -> MembershipAnswer:
+        return None
+
+    def paused_reason(self, queue: str, interface: str) -> str | None:
+        return None
 
 
 class Channel:
-    """The few AGI requests the toggle needs, over pyst2. `pause_reason`
-    (queue, interface) gives a paused member's reason or None: no dialplan
-    function tells it, so the toggle asks the manager interface."""
+    """The few AGI requests the toggle needs, over pyst2. `manager` answers
+    what no dialplan function tells: a paused member's reason, and whether
+    a number is a member of a queue whose member list Asterisk cut."""
 
-    def __init__(self, agi: AGI, pause_reason: PauseReason = reason_unknown) -> None:
+    def __init__(self, agi: AGI, manager: Manager | None = None) -> None:
         self.agi = agi
         self.env = agi.env
-        self.pause_reason = pause_reason
+        self.manager = manager or NoManager()
 
     @property
     def env_problem(self) -> str | None:
         return getattr(self.agi, "env_problem", None)
+
+    @property
+    def manager_problem(self) -> str | None:
+        return self.manager.problem
 
     @property
     def caller_number(self) -> str:
@@ -187,17 +219,23 @@ class Channel:
         return self.agi.get_variable("QUEUE_EXISTS(%s)" % queue).strip() == "1"
 
     def membership(self, queue: str, interfaces: Sequence[str]) -> MembershipAnswer:
-        """Membership by the first of `interfaces` listed (paused is asked
-        of the ring path's interface, interfaces[0], only); False when none
-        is; None when the list filled Asterisk's buffer and so may have
-        lost the very member we look for."""
-        listed = self.agi.get_full_variable("${QUEUE_MEMBER_LIST(%s)}" % queue)
-        interface = member_by(listed.split(","), interfaces)
-        if interface is None:
-            return None if len(listed) >= FULL_VARIABLE_LIMIT else False
-        paused = interface == interfaces[0] and \
-            self.agi.get_variable("QUEUE_MEMBER(%s,paused,%s)" % (queue, interface)).strip() == "1"
-        return Membership(interface, paused, self.pause_reason(queue, interface) if paused else None)
+        """Membership by the first of `interfaces` that is a member (paused
+        is asked of the ring path's interface, interfaces[0], only); False
+        when none is; None when Asterisk's list was cut and the manager
+        could not be asked. QUEUE_MEMBER_LIST() answers in one AGI round
+        trip while the list fits its buffer; past that (some 140 mobiles)
+        the manager is asked about each interface, in order."""
+        listed, cut = complete_members(self.agi.get_full_variable("${QUEUE_MEMBER_LIST(%s)}" % queue))
+        for interface in interfaces:
+            ring_path = interface == interfaces[0]
+            if member_by(listed, [interface]) is not None:
+                paused = ring_path and \
+                    self.agi.get_variable("QUEUE_MEMBER(%s,paused,%s)" % (queue, interface)).strip() == "1"
+                return Membership(interface, paused, self.manager.paused_reason(queue, interface) if paused else None)
+            answer = self.manager.member(queue, interface) if cut else False
+            if answer is None or answer:
+                return answer if answer is None or ring_path else Membership(interface)
+        return False
 
     def lock_toggle(self, number: str) -> bool:
         """Take the lock of this number's toggle (func_lock's LOCK(), held by

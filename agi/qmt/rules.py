@@ -343,7 +343,8 @@ class Membership:
 
 
 # Asterisk's answer on a number in one queue: its Membership, False (not a
-# member), or None (the member list was too long to trust).
+# member), or None (the member list was too long to trust, and the manager
+# interface, which could have told, could not be asked).
 MembershipAnswer = Union[Membership, Literal[False], None]
 
 
@@ -356,7 +357,7 @@ def decide_one_queue(number: str, queue: str, queue_exists: bool, membership: Me
     if not queue_exists:
         return Decision(ERROR, "no_such_queue", detail=queue)
     if membership is None:
-        return Decision(ERROR, "member_list_too_long", detail=queue)
+        return Decision(ERROR, "member_list_too_long", detail=list_too_long([queue]))
     if membership:
         return decide_for_member(number, {queue: membership}, lookup)
     grants, failure = lookup()
@@ -371,6 +372,11 @@ def decide_one_queue(number: str, queue: str, queue_exists: bool, membership: Me
         if same_queue(grant.queue, queue) and grant.problem:
             return Decision(ERROR, "bad_row", detail="%s %s" % (queue, grant.problem))
     return Decision(DENIED, "not_permitted", detail=queue)
+
+
+def list_too_long(queues: Sequence[str]) -> str:
+    """The detail of member_list_too_long: what went wrong, for the admin."""
+    return "%s: member list cut at 4 KB and the manager could not be asked" % ",".join(queues)
 
 
 def decide_for_member(number: str, memberships: dict[str, Membership], lookup: Lookup) -> Decision:
@@ -436,7 +442,7 @@ def decide_all_queues(number: str, grants: list[Grant] | None, lookup_failure: L
     if memberships:
         return decide_for_member(number, memberships, lambda: (grants, lookup_failure))
     if unsure:
-        return Decision(ERROR, "member_list_too_long", detail=",".join(unsure))
+        return Decision(ERROR, "member_list_too_long", detail=list_too_long(unsure))
     if lookup_failure is not None:
         return Decision(ERROR, lookup_failure.reason, detail=lookup_failure.detail)
     assert grants is not None                       # the lookup's contract: grants when no failure

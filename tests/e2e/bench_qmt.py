@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Benchmark of `qmt status` and `qmt sweep` on a real Asterisk 22 (the e2e
-chroot, installed by install.sh): 200 mobile members in 5 queues, 150 of
-them permitted in a SQLite allowlist of 10,000 rows, 50 not. Wall time of
-the whole command (process start to exit, run inside the chroot), beside
-`qmt --help` (Python start-up and imports: the floor). Target: under 1 s.
+chroot, installed by install.sh): 200 mobile members in 5 queues (or
+--per-queue N in each), three in four of them permitted in a SQLite
+allowlist of 10,000 rows, the rest not. Wall time of the whole command
+(process start to exit, run inside the chroot), beside `qmt --help`
+(Python start-up and imports: the floor). Target: under 1 s.
 
-    python3 tests/e2e/bench_qmt.py [--runs 15]     (as root, like the e2e tests)
+    python3 tests/e2e/bench_qmt.py [--runs 15] [--per-queue 200]    (as root, like the e2e tests)
 
 Not a test: it prints figures; exit 1 if a command failed, 2 if it could not run.
 """
@@ -20,7 +21,6 @@ from harness.bench import bench_on_installed_pbx
 from harness.root import SQLITE_DB
 
 QUEUES = ("8008", "8010", "8011", "8012", "8013")
-MEMBERS_PER_QUEUE = 40
 
 
 def timed(root, command, runs):
@@ -34,18 +34,15 @@ def timed(root, command, runs):
     return times
 
 
-def setup_members(root, ast):
-    """Three more queues, 200 mobile members, their rows (150 permitted)."""
+def setup_members(root, ast, per_queue):
+    """Three more queues, `per_queue` mobile members in each, their rows (3 in 4 permitted)."""
     extra = "".join(f"\n[{q}]\nstrategy = ringall\ntimeout = 15\n" for q in QUEUES[2:])
     queues_conf = root.p("/etc/asterisk/queues.conf")
     queues_conf.write_text(queues_conf.read_text() + extra)
     ast.cli("module reload app_queue.so")
-    numbers = []
-    for qi, queue in enumerate(QUEUES):
-        for i in range(MEMBERS_PER_QUEUE):
-            number = f"7913{qi:02d}{i:05d}"
-            numbers.append((number, queue))
-            ast.ami.action("QueueAdd", Queue=queue, Interface=f"Local/{number}@outbound-allroutes/n")
+    numbers = [(f"7913{qi:02d}{i:05d}", queue) for qi, queue in enumerate(QUEUES) for i in range(per_queue)]
+    ast.ami.actions_at_once([("QueueAdd", {"Queue": queue, "Interface": f"Local/{number}@outbound-allroutes/n"})
+                             for number, queue in numbers])
     permitted = [row for index, row in enumerate(numbers) if index % 4]
     filler = [(f"7914{i:07d}", "8008") for i in range(10_000 - len(permitted))]
     with sqlite3.connect(root.p(SQLITE_DB)) as db:
@@ -56,13 +53,14 @@ def setup_members(root, ast):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--per-queue", type=int, default=40, help="mobile members in each of the 5 queues")
     args = ap.parse_args()
     return bench_on_installed_pbx("bench_qmt", "benchqmt", lambda root, ast, pyver: measure(args, root, ast, pyver))
 
 
 def measure(args, root, ast, pyver):
     """The commands timed on the installed PBX; prints the table, returns the exit code."""
-    members, gone = setup_members(root, ast)
+    members, gone = setup_members(root, ast, args.per_queue)
     rows = [("floor: qmt --help", timed(root, "qmt --help", args.runs)),
             ("qmt --json status", timed(root, "qmt --json status", args.runs)),
             ("qmt --json sweep (list only)", timed(root, "qmt --json sweep", args.runs))]

@@ -136,11 +136,11 @@ class Asterisk:
             time.sleep(0.2)
         return False
 
-    def reset_members(self):
-        """Remove every dynamic member of the test queues (and its astdb copy)."""
-        for q in ALL_QUEUES:
-            for iface in self.member_list(q):
-                self.ami.action("QueueRemove", Queue=q, Interface=iface)
+    def reset_members(self, queues=ALL_QUEUES):
+        """Remove every dynamic member of these queues (and its astdb copy),
+        as QueueStatus lists them (QUEUE_MEMBER_LIST stops at 4 KB)."""
+        self.ami.actions_at_once([("QueueRemove", {"Queue": q, "Interface": iface}) for q in queues
+                                  for iface, member in self.members(q).items() if member["dynamic"]])
         self.cli("database deltree Queue/PersistentMembers")
 
     # ------------------------------------------------------------- calls
@@ -166,10 +166,11 @@ class Asterisk:
 
     def originate(self, slots, context="qmt-caller"):
         """Start the calls of these slots at the same instant (one AMI write)."""
-        ids = self.ami.send_batch([("Originate", {"Channel": f"Local/{slot}@{context}", **self._caller_side(slot),
-                                                  "Async": "true", "Timeout": "30000"})
-                                   for slot in slots])
-        for r in self.ami.responses(ids):
+        answers = self.ami.actions_at_once([("Originate", {"Channel": f"Local/{slot}@{context}",
+                                                           **self._caller_side(slot), "Async": "true",
+                                                           "Timeout": "30000"})
+                                            for slot in slots])
+        for r in answers:
             if r.get("Response") != "Success":
                 raise AssertionError(f"Originate refused: {r}")
 
