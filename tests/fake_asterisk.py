@@ -5,6 +5,10 @@ the start block of `agi_*: value` lines and a blank line; `200 result=...`
 replies; `510` for an unknown command; `511` for a command not permitted on
 a dead channel; a multi-line `520-...` / `520 End of proper usage.` for bad
 syntax; SIGHUP when the caller hangs up; EOF when Asterisk closes the pipe.
+With `fastagi` set (a FastAgiServers), the same call goes to a `qmt serve`
+over TCP as res_agi's FastAGI client sends it: `agi_network: yes`, the
+script name, the start block; a hangup is the line HANGUP (written with the
+reply it follows), closing is a shutdown of the fake's sending side.
 It knows the dialplan functions the toggle reads (QUEUE_EXISTS,
 QUEUE_MEMBER_LIST, QUEUE_MEMBER(q,paused,iface), LOCK, and
 DIALPLAN_EXISTS(context,number,1) from a dict of routes and their patterns)
@@ -15,11 +19,14 @@ answers `asterisk -rx` as the real one does for `dialplan show
 <number>@<context>` and `database show <family>`, from the same state.
 """
 
+import hashlib
 import json
 import os
 import re
+import resource
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -91,6 +98,170 @@ def extension_matches(pattern, exten):
     return re.fullmatch(regex, exten) is not None
 
 
+FASTAGI_SCRIPT = "queue_mobile_toggle"
+HANGUP_LINE = "HANGUP\n"          # res_agi's hangup on a FastAGI socket (run_agi, agi->fast)
+
+
+def free_port():
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        return probe_socket.getsockname()[1]
+
+
+class QmtServe:
+    """One `qmt serve` process on a free port, with the environment (config,
+    ODBC files) of the calls it answers; its stderr in a file."""
+
+    def __init__(self, env, port=None, from_config=False, descriptors=None):
+        """Started and answering, or refused: `refusal` then holds its output.
+        On `port` (default: a free one), given as --port unless `from_config`
+        (the config's [fastagi] port must then be the same); `descriptors`:
+        its hard limit of open files."""
+        self.port, self.refusal = port or free_port(), None
+        self.stderr = tempfile.TemporaryFile()
+        process_env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "agi"), **env)
+        option = [] if from_config else ["--port", str(self.port)]
+        self.process = subprocess.Popen([sys.executable, "-m", "qmt", "serve", *option],
+                                        stdin=subprocess.DEVNULL, stdout=self.stderr, stderr=self.stderr,
+                                        env=process_env, cwd="/", preexec_fn=descriptors and (
+                                            lambda: resource.setrlimit(resource.RLIMIT_NOFILE,
+                                                                       (descriptors, descriptors))))
+        self._wait_until_it_answers()
+
+    def _wait_until_it_answers(self, seconds=15):
+        from qmt.fastagi import probe
+        deadline = time.monotonic() + seconds
+        while probe(self.port, 1.0) is None:
+            if self.process.poll() is not None:
+                self.refusal = self.errors()
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError("qmt serve did not start: %s" % self.errors())
+            time.sleep(0.02)
+
+    def errors(self, start=0):
+        """What the server wrote on stderr and stdout, from byte `start`."""
+        self.stderr.seek(start)
+        return self.stderr.read().decode("utf-8", "replace")
+
+    def written(self):
+        self.stderr.seek(0, os.SEEK_END)
+        return self.stderr.tell()
+
+    def stop(self):
+        """SIGTERM, as systemd stops it; the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return reap(self.process, time.monotonic() + 30)   # its stderr file stays readable
+
+
+def environment_key(env):
+    """What a server reads once at start: its environment, the config file
+    and the ODBC files it names (a test that changes one needs a new server,
+    as an admin restarts the service)."""
+    digest = hashlib.sha256(json.dumps(sorted(env.items())).encode())
+    for name in ("QMT_CONFIG", "ODBCINI"):
+        try:
+            with open(env.get(name, ""), "rb") as handle:
+                digest.update(handle.read())
+        except OSError:
+            digest.update(b"-")
+    return digest.hexdigest()
+
+
+class FastAgiServers:
+    """The `qmt serve` of each environment a test calls with, started at
+    its first call and again after its config changed; stop_all() at the end."""
+
+    def __init__(self):
+        self.servers = {}      # env's names -> (environment_key, QmtServe)
+
+    def server_for(self, env):
+        """The server answering calls with `env`, or None when it refused to
+        start (a bad config): the dialplan then runs the classic script."""
+        names = tuple(sorted(env.items()))
+        key = environment_key(env)
+        known = self.servers.get(names)
+        if known is not None and known[0] == key:
+            return None if known[1].refusal is not None else known[1]
+        if known is not None:
+            known[1].stop()
+        server = QmtServe(env)
+        self.servers[names] = (key, server)
+        return None if server.refusal is not None else server
+
+    def stop_all(self):
+        """The exit codes of the servers that started (SIGTERM: 0 each)."""
+        codes = [server.stop() for _key, server in self.servers.values() if server.refusal is None]
+        self.servers.clear()
+        return codes
+
+
+class _SocketWriter:
+    """The fake's sending side of a FastAGI connection, as run() writes a pipe."""
+
+    def __init__(self, connection):
+        self.connection, self.closed = connection, False
+
+    def write(self, data):
+        self.connection.sendall(data)
+
+    def flush(self):
+        pass
+
+    def close(self):
+        """Asterisk closing: the server reads EOF (the fake still reads what it sends)."""
+        if not self.closed:
+            self.closed = True
+            try:
+                self.connection.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+
+class _SocketReader:
+    def __init__(self, connection):
+        self.connection = connection
+
+    def fileno(self):
+        return self.connection.fileno()
+
+    def close(self):
+        self.connection.close()
+
+
+class FastAgiCall:
+    """What run() uses of a Popen, for one FastAGI connection to `server`:
+    the exit code is 0 once the server closed the connection, and the
+    server's stderr during the call is the run's."""
+
+    def __init__(self, server):
+        self.server, self.returncode = server, None
+        self.stderr_start = server.written()
+        connection = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        connection.settimeout(None)
+        self.stdin, self.stdout = _SocketWriter(connection), _SocketReader(connection)
+
+    def start_block(self, block):
+        """res_agi's launch_netscript lines, then setup_env's block."""
+        header = "agi_network: yes\nagi_network_script: %s\n" % FASTAGI_SCRIPT
+        return header.encode() + block if isinstance(block, bytes) else header + block
+
+    def wait(self, timeout=None):
+        self.returncode = 0 if self.returncode is None else self.returncode
+        return self.returncode
+
+    def send_signal(self, signum):
+        raise AssertionError("FastAGI has no signals: run() writes HANGUP with the reply")
+
+    def kill(self):
+        self.returncode = -signal.SIGKILL
+        self.stdout.close()
+
+    def stderr_text(self):
+        return self.server.errors(self.stderr_start)
+
+
 class AgiRun:
     """What one run of the script did."""
 
@@ -104,6 +275,7 @@ class AgiRun:
         self.elapsed = 0.0
         self.killed_by_peer = False
         self.prompts = []        # files played by GET DATA / STREAM FILE, in order
+        self.fell_back = False   # FastAGI mode: no server would start, the classic script ran
 
     def get(self, name, default=None):
         return self.variables.get(name, default)
@@ -154,7 +326,9 @@ def member_list_text(members, size=GET_FULL_VARIABLE_BUFFER):
 class FakeAsterisk:
     """One channel's view of Asterisk: queues and their members."""
 
-    def __init__(self, queues=None, persistent_members=True):
+    def __init__(self, queues=None, persistent_members=True, fastagi=None):
+        # A FastAgiServers: run() then calls a `qmt serve` instead of the script.
+        self.fastagi = fastagi
         # queue name -> list of member interfaces (as Asterisk spells them)
         self.queues = {name: list(members) for name, members in (queues or {}).items()}
         # persistentmembers=yes: queues with members are keys in astdb.
@@ -179,10 +353,16 @@ class FakeAsterisk:
         self.route_questions = []
 
     # -- dialplan functions and variables --------------------------------
-    def read_variable(self, name):
-        """Value or None (unset), as GET VARIABLE would see it."""
+    def read_variable(self, name, result=None):
+        """Value or None (unset), as GET VARIABLE would see it. SET() sets
+        the variable and returns its value (func_logic.c), recorded in
+        `result` like any variable set."""
         if name.endswith(")") and "(" in name:
             func, arg = name[:-1].split("(", 1)
+            if func == "SET" and "=" in arg:
+                variable, _, value = arg.partition("=")
+                self._set(result or AgiRun(), variable.strip(), value.strip())
+                return value.strip()
             if func == "QUEUE_EXISTS":
                 return "1" if arg in self.queues else "0"
             if func == "QUEUE_MEMBER_LIST":
@@ -279,13 +459,23 @@ class FakeAsterisk:
         stderr_file = tempfile.TemporaryFile()
         process_env = dict(os.environ)
         process_env.update(env or {})
+        fast = self.fastagi is not None and script == SCRIPT and python is None and not wrapper
+        if fast:
+            server = self.fastagi.server_for(env or {})        # before the clock: its start is not the call's
+            result.fell_back = server is None
+            fast = server is not None
         started = time.monotonic()
-        process = subprocess.Popen(
-            list(wrapper) + [python or sys.executable, script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=stderr_file, env=process_env, cwd="/")
+        if fast:
+            process = FastAgiCall(server)
+            fields = dict({"agi_request": "agi://127.0.0.1:%d/%s" % (server.port, FASTAGI_SCRIPT)}, **(fields or {}))
+        else:
+            process = subprocess.Popen(
+                list(wrapper) + [python or sys.executable, script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=stderr_file, env=process_env, cwd="/")
         dead = False
         try:
-            self._send(process, raw_start if raw_start is not None else self.start_block(callerid, arg, fields, action))
+            block = raw_start if raw_start is not None else self.start_block(callerid, arg, fields, action)
+            self._send(process, process.start_block(block) if fast else block)
             if close_after_start:
                 process.stdin.close()
             selector = selectors.DefaultSelector()
@@ -299,7 +489,10 @@ class FakeAsterisk:
                     break
                 if not selector.select(remaining):
                     continue
-                chunk = os.read(process.stdout.fileno(), 65536)
+                try:
+                    chunk = os.read(process.stdout.fileno(), 65536)
+                except ConnectionResetError:
+                    chunk = b""       # the server closed with our bytes unread: closed all the same
                 if not chunk:
                     break  # the script closed stdout: it is exiting
                 buffered += chunk
@@ -313,13 +506,17 @@ class FakeAsterisk:
                         eof_after = None
                         continue
                     reply = self._reply(line, result, dead, reply_override)
+                    hang_up = hangup_after is not None and count >= hangup_after and not dead
                     if not process.stdin.closed:
-                        self._send(process, reply)
+                        # FastAGI: the HANGUP line right behind the reply, as res_agi
+                        # writes it on its next turn, before it reads another command.
+                        self._send(process, reply + HANGUP_LINE if hang_up and fast else reply)
                     if eof_after_reply is not None and count >= eof_after_reply:
                         process.stdin.close()
-                    if hangup_after is not None and count >= hangup_after and not dead:
+                    if hang_up:
                         dead = True
-                        process.send_signal(signal.SIGHUP)
+                        if not fast:
+                            process.send_signal(signal.SIGHUP)
             result.exit_code = reap(process, started + timeout)
             if result.exit_code is None:
                 result.killed_by_peer = True
@@ -332,7 +529,7 @@ class FakeAsterisk:
                 except OSError:
                     pass
             stderr_file.seek(0)
-            result.stderr = stderr_file.read().decode("utf-8", "replace")
+            result.stderr = process.stderr_text() if fast else stderr_file.read().decode("utf-8", "replace")
             stderr_file.close()
         return result
 
@@ -376,7 +573,7 @@ class FakeAsterisk:
         try:
             process.stdin.write(text if isinstance(text, bytes) else text.encode("utf-8"))
             process.stdin.flush()
-        except (BrokenPipeError, ValueError):
+        except (BrokenPipeError, ConnectionResetError, ValueError):
             pass
 
     def _reply(self, line, result, dead, reply_override):
@@ -403,7 +600,7 @@ class FakeAsterisk:
                 if not (name.startswith("${") and name.endswith("}")):
                     return "200 result=1 (%s)\n" % name  # plain text substitutes to itself
                 name, limit = name[2:-1], GET_FULL_VARIABLE_BUFFER
-            value = self.read_variable(name)
+            value = self.read_variable(name, result)
             if value is None:
                 return "200 result=0\n" if limit == GET_VARIABLE_BUFFER else "200 result=1 ()\n"
             return "200 result=1 (%s)\n" % value[:limit - 1]

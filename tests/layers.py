@@ -25,7 +25,7 @@ LAYERS = {
               "test_report.py", "test_shifts.py", "test_break.py"),
     "agi": ("test_agi.py", "test_agi_start_block.py", "test_properties.py", "test_route.py", "test_cli.py",
             "test_big_queues.py", "test_db_faults.py", "test_privileges.py", "test_backends.py",
-            "test_table_upgrade.py", "test_report_cli.py", "test_agi_shifts.py"),
+            "test_table_upgrade.py", "test_report_cli.py", "test_agi_shifts.py", "test_fastagi.py"),
     "servers": ("test_grants.py",),
     "lint": ("test_lint.py",),
 }

@@ -5,6 +5,7 @@ AGI-level test's allowlist, config and fake Asterisk."""
 
 import datetime
 import os
+import re
 import shutil
 
 import pytest
@@ -18,6 +19,12 @@ REPO = os.path.dirname(HERE)
 SQLITE_DRIVER = "SQLite3"
 SYSTEM_ODBCINST = "/etc/odbcinst.ini"
 RING_INTERFACE = "Local/{number}@qmt-ring/n"
+# The way Toggles made now run the toggle: None, the classic script over
+# pipes; a FastAgiServers, `qmt serve` over FastAGI (conftest's agi_mode).
+FASTAGI = [None]
+# The server's own lines (not a call's): Toggle.log_lines() leaves them out,
+# so that a test reads the same decision lines in both modes.
+SERVER_LINE = re.compile(r"queue-mobile-toggle: fastagi (?:serving on|stopped)\b")
 OLD_INTERFACE = "Local/{number}@outbound-allroutes/n"
 
 
@@ -128,7 +135,7 @@ class Toggle:
         self.odbc = odbc
         self.allowlist = allowlist
         self.log_file = str(tmp_path / "toggle.log")
-        self.asterisk = FakeAsterisk({"8008": [], "8010": []})
+        self.asterisk = FakeAsterisk({"8008": [], "8010": []}, fastagi=FASTAGI[0])
         self.ami = ami or FakeAmi()
         self.ami.asterisk = self.asterisk
         self.config = write_config(tmp_path / "qmt.conf", connection, self.log_file, extra=self.ami.config())
@@ -150,7 +157,7 @@ class Toggle:
         if not os.path.exists(self.log_file):
             return []
         with open(self.log_file, encoding="utf-8") as handle:
-            return [line.rstrip("\n") for line in handle]
+            return [line.rstrip("\n") for line in handle if not SERVER_LINE.search(line)]
 
     def member(self, queue, number):
         return RING_INTERFACE.format(number=number) in self.asterisk.queues.get(queue, [])

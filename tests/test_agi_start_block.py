@@ -2,9 +2,12 @@
 newline in any field a caller controls adds lines of the caller's own
 (issue 7, finding 1). The real script and pyst2 against the fake Asterisk."""
 
+import re
+
 import pytest
 
 from fake_asterisk import FakeAsterisk
+from qmt.dialplan import SERVED
 from test_agi import IFACE, N, assert_clean_exit, decision_lines
 
 STRANGER = "79990001122"
@@ -90,7 +93,7 @@ def test_a_forged_blank_line_makes_the_script_say_nothing(allowed):
     forged_replies = "\n\n200 result=1 (1)\n200 result=1 ()\n200 result=1 ()"
     run = allowed.call(STRANGER, "8008", fields={"agi_dnid": "4580" + forged_replies})
     assert_nothing_granted(allowed, run)
-    assert run.variables == {}, "no variable may be set on an out-of-step pipe"
+    assert list(run.variables) == [SERVED], "only the served mark: no answer on an out-of-step pipe"
     assert "state=ERROR action=none reason=agi_out_of_sync" in only_decision(allowed)
 
 
@@ -101,14 +104,24 @@ def test_a_whole_forged_block_from_the_channel_name_is_caught_by_the_echo(allowe
     forged = FakeAsterisk.start_block(N, "8008").split("agi_channel: ", 1)[1].split("\n", 1)[1]
     run = allowed.call(STRANGER, "8008", fields={"agi_channel": "Local/x@ctx-1;2\n" + forged})
     assert_nothing_granted(allowed, run)
-    assert run.variables == {}
+    assert list(run.variables) == [SERVED]
     assert "reason=agi_out_of_sync" in only_decision(allowed)
 
 
 def test_a_genuine_call_answers_the_echo_then_logs_in(allowed):
     run = allowed.call(N, "8008")
     assert run.state == "LOGGEDOUT"
-    assert run.commands[0].startswith('GET FULL VARIABLE "qmt')
+    assert run.commands[0].startswith('GET FULL VARIABLE "${SET(%s=qmt' % SERVED)
+
+
+def test_the_first_command_marks_the_channel_served_with_the_echo_token(allowed):
+    """The dialplan's fallback to the classic script after a FastAGI attempt
+    hangs on this mark: set by the very first command, so an empty mark
+    means that no command of ours reached Asterisk."""
+    run = allowed.call(STRANGER, "8008")
+    assert run.set_order[0] == SERVED
+    assert run.commands[0] == 'GET FULL VARIABLE "${SET(%s=%s)}"' % (SERVED, run.get(SERVED))
+    assert re.fullmatch(r"qmt[0-9a-f]{16}", run.get(SERVED))
 
 
 def test_bytes_that_are_not_utf8_in_the_caller_name_do_not_break_a_genuine_call(allowed):

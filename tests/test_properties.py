@@ -15,11 +15,15 @@ Every run must keep the same rules (check_run):
     a checked value of known origin, so no unchecked text reaches Asterisk;
   * an end within the script's own bound, never killed by the fake.
 
-Two ways to run the script, through the same FakeAsterisk.run loop:
+Three ways to run the toggle, through the same FakeAsterisk.run loop:
 `script` spawns agi/queue_mobile_toggle.py as Asterisk does; `forked` forks
 this process and runs qmt.toggle.main() in the child on the pipes: the same
 main (alarm, signals, os._exit) without the interpreter start-up, so the
-minute of CI affords ten times the examples. Examples are derandomized, so
+minute of CI affords ten times the examples; `fastagi` calls a `qmt serve`
+(one per config, for the whole module) over FastAGI, where a hangup is the
+line HANGUP and the watchdog closes the connection instead of SIGALRM (a
+stall then ends in one channel_gone line, exit 0). Of the drawn examples
+about 7 in 10 are forked, 2 in 10 FastAGI, 1 in 10 spawned. Examples are derandomized, so
 CI sees the same ones every run; QMT_PROPERTY_SCALE=20 runs twenty times as
 many, drawn at random. The counts are printed in pytest's summary.
 """
@@ -45,7 +49,7 @@ from hypothesis import strategies as st
 import fake_asterisk
 import qmt.toggle  # noqa: F401
 from fake_ami import FakeAmi
-from fake_asterisk import FakeAsterisk
+from fake_asterisk import FakeAsterisk, FastAgiServers
 from qmt.pbx import MAX_AGI_LINE
 from qmt.pin import hash_pin
 from qmt.rules import normalise_number
@@ -68,7 +72,7 @@ PIN_CONFIG = dict(tries=3, max_digits=8, lockout_failures=5)  # the defaults, wh
 # Config name -> (database timeout, [pin] required). The alarm is timeout + 3 s
 # (qmt.toggle.main); "quick" is for runs that wait for it.
 CONFIGS = {"default": (1, "no"), "required": (1, "yes"), "quick": (0.2, "no")}
-SCRIPT, FORKED = "script", "forked"
+SCRIPT, FORKED, FASTAGI = "script", "forked", "fastagi"
 START_FIELDS = [line.split(": ", 1)[0] for line in FakeAsterisk.start_block(N, "8008").splitlines() if line]
 
 SCALE = float(os.environ.get("QMT_PROPERTY_SCALE", "1"))
@@ -236,6 +240,10 @@ class World:
             folder / ("%s.conf" % name), connection, self.log_file, timeout=timeout,
             extra=self.ami.config() + "\n[pin]\nrequired = %s\n" % required))
             for name, (timeout, required) in CONFIGS.items()}
+        # A `qmt serve` per config, started now: its start line is not a call's.
+        self.servers = FastAgiServers()
+        for env in self.env.values():
+            self.servers.server_for(env)
 
     def call(self, mode, callerid, queue=None, members=(), plan=None, keyed=(), asterisk=None,
              config="default", paused=(), reason="qmt-missed", **kwargs):
@@ -244,6 +252,7 @@ class World:
         prompt; `asterisk`: one kept from an earlier call (its astdb holds
         the lockout records)."""
         asterisk = asterisk or HostileAsterisk({q: [IFACE] if q in members else [] for q in QUEUES})
+        asterisk.fastagi = self.servers if mode == FASTAGI else None
         asterisk.paused = {(q, IFACE) for q in paused if q in members}
         asterisk.pause_reasons = {member: reason for member in asterisk.paused}
         self.ami.asterisk = asterisk
@@ -259,13 +268,15 @@ class World:
         raw = kwargs.get("raw_start")
         run.block = raw.decode("utf-8", "replace") if raw is not None else \
             FakeAsterisk.start_block(callerid, queue, kwargs.get("fields"))
-        run.asterisk, run.alarm, run.keyed = asterisk, alarm(config), list(keyed)
+        run.asterisk, run.alarm, run.keyed, run.mode = asterisk, alarm(config), list(keyed), mode
         return run
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    return World(tmp_path_factory.mktemp("properties"))
+    world = World(tmp_path_factory.mktemp("properties"))
+    yield world
+    assert world.servers.stop_all() == [0] * len(CONFIGS), "a qmt serve did not stop cleanly on SIGTERM"
 
 
 class ExampleCounts:
@@ -275,14 +286,14 @@ class ExampleCounts:
     def pytest_terminal_summary(self, terminalreporter):
         if not EXAMPLES:
             return
-        rows = [(prop, EXAMPLES[prop], RUNS[prop, SCRIPT], RUNS[prop, FORKED], SECONDS[prop])
-                for prop in sorted(EXAMPLES)]
+        rows = [(prop, EXAMPLES[prop], RUNS[prop, SCRIPT], RUNS[prop, FORKED], RUNS[prop, FASTAGI],
+                 SECONDS[prop]) for prop in sorted(EXAMPLES)]
         rows.append(("total",) + tuple(sum(column) for column in list(zip(*rows))[1:]))
         terminalreporter.section("property examples")
-        for prop, examples_tried, script, forked, seconds in rows:
-            terminalreporter.write_line("%-15s %5d examples, %5d runs of the script (%4d spawned, %4d forked) "
-                                        "in %5.1f s" % (prop, examples_tried, script + forked, script, forked,
-                                                        seconds))
+        for prop, examples_tried, script, forked, fastagi, seconds in rows:
+            terminalreporter.write_line("%-15s %5d examples, %5d runs of the toggle (%4d spawned, %4d forked, "
+                                        "%4d FastAGI) in %5.1f s" % (prop, examples_tried, script + forked + fastagi,
+                                                                    script, forked, fastagi, seconds))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -303,7 +314,7 @@ DECISION_LINE = re.compile(
     % dict(safe=SAFE, queue=QUEUE, number=NUMBER))
 # Every command line the script may send, with its slots named.
 COMMANDS = [re.compile(pattern % dict(queue=QUEUE, number=NUMBER)) for pattern in (
-    r'GET FULL VARIABLE "(?P<token>qmt[0-9a-f]{16})"',
+    r'GET FULL VARIABLE "\$\{SET\(QMT_SERVED=(?P<token>qmt[0-9a-f]{16})\)\}"',
     r'GET VARIABLE "QUEUE_EXISTS\((?P<queue>%(queue)s)\)"',
     r'GET FULL VARIABLE "\$\{QUEUE_MEMBER_LIST\((?P<queue>%(queue)s)\)\}"',
     r'GET VARIABLE "QUEUE_MEMBER\((?P<queue>%(queue)s),paused,(?P<interface>Local/%(number)s@qmt-ring/n)\)"',
@@ -389,7 +400,11 @@ def check_run(run, callerid, stalled=False):
     """The rules every run keeps, whatever its input; returns the answer."""
     assert not run.killed_by_peer, "the script outlived its own bound"
     assert run.stderr == ""
-    if stalled:
+    if stalled and run.mode == FASTAGI:     # the watchdog closed the connection: the call logs it
+        assert run.exit_code == 0
+        assert run.alarm - 0.5 < run.elapsed < run.alarm + 1.5
+        assert len(run.log) == 1 and "reason=channel_gone" in run.log[0], run.log
+    elif stalled:
         assert run.exit_code == -signal.SIGALRM, run.exit_code
         assert run.alarm - 0.5 < run.elapsed < run.alarm + 1.5
     else:
@@ -509,8 +524,8 @@ keyed_lists = st.lists(dtmf, max_size=4)
 
 
 def modes():
-    """Mostly forked; every tenth example spawns the real script."""
-    return st.sampled_from([FORKED] * 9 + [SCRIPT])  # hypothesis favours the first
+    """Mostly forked; two in ten over FastAGI, one spawns the real script."""
+    return st.sampled_from([FORKED] * 7 + [FASTAGI] * 2 + [SCRIPT])  # hypothesis favours the first
 
 
 # -- properties: input from the caller ----------------------------------------------
@@ -753,6 +768,8 @@ endings = st.one_of(
 @example(mode=SCRIPT, callerid=STRANGER, queue=None, members=set(), keyed=[], ending=None,
          plan={1: ("echo",), 2: ("say", "200 result=1 (8020)"), 3: ("say", "200 result=1 (1)")})
 @example(mode=SCRIPT, callerid=N, queue="8008", members=set(), keyed=[], plan={}, ending=("hangup_after", 3))
+@example(mode=FASTAGI, callerid=N, queue="8008", members=set(), keyed=[], plan={}, ending=("hangup_after", 3))
+@example(mode=FASTAGI, callerid=P, queue="8008", members=set(), keyed=[None], plan={}, ending=None)
 @example(mode=FORKED, callerid=N, queue=None, members=set(), keyed=[], ending=None,
          plan={2: ("say", '200 result=1 (8008,ev"il,x\\y,${SHELL(id)},8041)')})  # astdb's queue names
 @example(mode=FORKED, callerid=P, queue="8008", members=set(), keyed=[PIN + "#"], ending=None,
@@ -778,12 +795,13 @@ def test_no_reply_from_asterisk_grants_more_than_the_allowlist(world, mode, call
         assert answer.get("QUEUESTAT") == genuine
 
 
+@pytest.mark.parametrize("mode", [FORKED, FASTAGI])
 @examples(2)
 @given(callerid=st.sampled_from([N, STRANGER]), at=st.integers(1, 6),
        stall=st.sampled_from([("stall",), ("say", "520-Invalid command syntax.  Proper usage follows:")]))
 @counted("stall")
-def test_a_stalled_asterisk_ends_the_script_by_its_alarm(world, callerid, at, stall):
-    run = world.call(FORKED, callerid, plan={at: stall}, config="quick")
+def test_a_stalled_asterisk_ends_the_script_by_its_alarm(world, mode, callerid, at, stall):
+    run = world.call(mode, callerid, plan={at: stall}, config="quick")
     check_run(run, callerid, stalled=True)
 
 
@@ -792,9 +810,10 @@ def test_a_stalled_asterisk_ends_the_script_by_its_alarm(world, callerid, at, st
 # Found by the properties: pyst2 reads a reply that starts with 520 until a
 # '520 ' line, so the echo check waited for the alarm (-SIGALRM, no log
 # line). The echo is now compared as raw text.
+@pytest.mark.parametrize("mode", [FORKED, FASTAGI])
 @counted("findings")
-def test_a_forged_520_line_in_the_start_block_ends_the_call_at_once(world):
-    run = world.call(FORKED, STRANGER, fields={"agi_calleridname": "x\n\n520-forged"}, config="quick")
+def test_a_forged_520_line_in_the_start_block_ends_the_call_at_once(world, mode):
+    run = world.call(mode, STRANGER, fields={"agi_calleridname": "x\n\n520-forged"}, config="quick")
     check_run(run, STRANGER)
     assert "reason=agi_out_of_sync" in run.log[0]
 
@@ -803,10 +822,11 @@ def test_a_forged_520_line_in_the_start_block_ends_the_call_at_once(world):
 # of word characters, so a forged 16 KB reply line held the script for
 # seconds. Lines are now capped near Asterisk's longest, and the forged
 # reply never reaches pyst2's parser.
+@pytest.mark.parametrize("mode", [FORKED, FASTAGI])
 @counted("findings")
-def test_a_forged_long_reply_line_never_reaches_pyst2s_parser(world):
+def test_a_forged_long_reply_line_never_reaches_pyst2s_parser(world, mode):
     for length in (MAX_AGI_LINE - 30, 4 * MAX_AGI_LINE):
         forged = "x\n\n200 result=1 (" + "x" * length
-        run = world.call(FORKED, STRANGER, fields={"agi_calleridname": forged})
+        run = world.call(mode, STRANGER, fields={"agi_calleridname": forged})
         check_run(run, STRANGER)
         assert "reason=agi_out_of_sync" in run.log[0]

@@ -13,6 +13,7 @@ qmt.toggle) and the admin command `qmt` (qmt.cli). Modules, one concern each:
     decision      the decision a call would get: shared by the AGI and `qmt check`
     log           one line per decision, to syslog or a file
     toggle        one AGI call: ask, decide, answer the dialplan
+    fastagi       `qmt serve`: the same calls over FastAGI, one process for all (optional)
     cli           the `qmt` command
     queue_log     Asterisk's queue_log (file, rotated copies, ODBC table) as a stream of entries
     report        `qmt report`: sessions, pauses and calls per number and queue, text/JSON/CSV

@@ -302,6 +302,24 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     return OK if all(ok is not False for _, ok, _ in checks) else PROBLEM
 
 
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """The FastAGI server in the foreground (qmt.fastagi), until SIGTERM."""
+    from . import fastagi
+    port = args.port or settings.fastagi_port
+    try:
+        server = fastagi.listen(settings, port)
+    except OSError as exc:
+        return fail(PROBLEM, "serve: cannot listen on %s:%d: %s" % (fastagi.FASTAGI_HOST, port,
+                                                                    exc.strerror or exc))
+    return fastagi.serve_until_stopped(server)
+
+
+def port_argument(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError("a port from 1 to 65535")
+    return int(text)
+
+
 def ring_path_loaded(settings: Settings) -> tuple[bool, str]:
     """(ok, detail): the ring path's contexts and the route it dials are in
     the running dialplan, or a queue call to a mobile could not ring."""
@@ -782,6 +800,9 @@ def parser() -> argparse.ArgumentParser:
     form.add_argument("--html", metavar="FILE", help="write a self-contained page with charts (- : stdout)")
     command("doctor", cmd_doctor, "check the installation (config, database, manager, ring path, the route to "
             "every permitted number, confirmation, queue timeouts, sweep timer)")
+    sub = command("serve", cmd_serve, "answer the toggle's calls over FastAGI on 127.0.0.1 (the port in "
+                  "[fastagi]) until stopped; run by systemd (install.sh --fastagi)")
+    sub.add_argument("--port", type=port_argument, help="listen on this port instead")
     return top
 
 
@@ -800,7 +821,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "hash-pin":         # a DBA may hash on a machine without the toggle
             settings = Settings.defaults()
         else:
-            return fail(PROBLEM if args.command == "doctor" else UNREACHABLE, "config: %s" % problem)
+            return fail(PROBLEM if args.command in ("doctor", "serve") else UNREACHABLE, "config: %s" % problem)
     try:
         return args.handler(args, settings)
     except UsageError as problem:

@@ -21,6 +21,7 @@ CONFIG_PATH = "/etc/asterisk/queue_mobile_toggle.conf"
 DEFAULT_DSN = "queue_mobile_toggle"              # install.sh's SQLite allowlist
 DEFAULT_CONNECTION = "DSN=" + DEFAULT_DSN
 DEFAULT_AMI_PORT = "5038"                        # Asterisk's own default too
+DEFAULT_FASTAGI_PORT = "4573"                    # res_agi's AGI_PORT: agi:// without a port
 # Where install.sh puts the sweep (`qmt sweep --apply` every 5 minutes):
 # systemd's units, else a cron file. `qmt doctor` looks for them there.
 SWEEP_UNITS = "/etc/systemd/system/qmt-sweep"    # .service and .timer
@@ -66,6 +67,8 @@ class Settings:
         self.ami_port = _whole(get("ami", "port", fallback=DEFAULT_AMI_PORT), "ami.port", 1, 65535)
         self.ami_username = get("ami", "username", fallback="").strip()
         self.ami_secret = get("ami", "secret", fallback="").strip()
+        # `qmt serve`, the optional FastAGI server (qmt.fastagi).
+        self.fastagi_port = _whole(get("fastagi", "port", fallback=DEFAULT_FASTAGI_PORT), "fastagi.port", 1, 65535)
         # PINs (README, Security): who needs one, how long to wait, the lockout.
         self.pin_required = _yes_no(get("pin", "required", fallback="no"), "pin.required")
         self.pin_for_logout = _yes_no(get("pin", "for_logout", fallback="no"), "pin.for_logout")

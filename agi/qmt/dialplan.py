@@ -74,3 +74,16 @@ LOCK_PREFIX = "qmt-toggle-"           # LOCK(qmt-toggle-<normalised number>): on
 PAUSE_MISSED, PAUSE_BREAK, RESUMED = "qmt-missed", "qmt-break", "qmt-resumed"
 # queue_log events the dialplan writes (README, "The queue_log table").
 QUEUE_LOG_EVENTS = ("QMTNOCONFIRM", "QMTREJECT", "QMTMISSED", "QMTRINGFAULT")
+
+# -- FastAGI (optional): the same decision from `qmt serve` -------------------
+# The admin's switch, in astdb: qmt-fastagi/port = the port on 127.0.0.1
+# (install.sh --fastagi sets it, --no-fastagi and --uninstall delete it); no
+# key, or anything but 1-5 digits, and the dialplan runs the classic script.
+FASTAGI_FAMILY = "qmt-fastagi"
+FASTAGI_PORT_KEY = "port"
+FASTAGI_HOST = "127.0.0.1"
+# The script name the server answers: agi://127.0.0.1:<port>/queue_mobile_toggle
+FASTAGI_SCRIPT = "queue_mobile_toggle"
+# Set by the first command of every call (both modes): empty after the
+# FastAGI attempt, no command reached Asterisk and the classic script runs.
+SERVED = "QMT_SERVED"

@@ -1,16 +1,25 @@
 """The AGI channel: Asterisk as one call's script talks to it (over pyst2,
-with the start block read strictly: see qmt.toggle for why). The `qmt`
-command talks to Asterisk through qmt.ami instead.
+with the start block read strictly: see qmt.toggle for why), on the classic
+script's pipes or on a FastAGI connection (qmt.fastagi). The `qmt` command
+talks to Asterisk through qmt.ami instead.
+
+Over FastAGI, Asterisk tells a hangup by writing the line `HANGUP` on the
+socket (res_agi.c, run_agi: `agi->fast`) where a classic script gets SIGHUP;
+socket_agi() reads that line as pyst2 reads the signal: the call ends, as
+channel_gone, before its next command is sent.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
-from collections.abc import Iterable, Sequence
-from typing import IO, TYPE_CHECKING, Protocol, TextIO
+import select
+import socket
+from collections.abc import Callable, Iterable, Sequence
+from typing import IO, TYPE_CHECKING, Optional, Protocol, TextIO, cast
 
-from .dialplan import LOCK_PREFIX
+from .dialplan import LOCK_PREFIX, SERVED
 from .rules import Decision, Membership, MembershipAnswer, answer_variables, is_valid_queue_name, member_by, printable
 
 if TYPE_CHECKING:
@@ -32,6 +41,8 @@ MEMBER_LIST_LIMIT = FULL_VARIABLE_LIMIT - 1
 # With persistentmembers=yes (FreePBX's default) app_queue keeps every queue
 # that has dynamic members as a key of this astdb family.
 PERSISTED_QUEUES = "${DB_KEYS(Queue/PersistentMembers)}"
+# The line res_agi writes on a FastAGI socket when the channel hangs up.
+FASTAGI_HANGUP = "HANGUP\n"
 
 
 def complete_members(listed: str) -> tuple[list[str], bool]:
@@ -131,6 +142,89 @@ def strict_agi(stdin: IO[bytes], stdout: TextIO) -> AGI:
     return StrictAGI(stdin=AgiInput(stdin), stdout=stdout, stderr=_Sink())
 
 
+class SocketLines:
+    """A FastAGI connection read as a file of lines (readline(limit)), with
+    a look at what has already arrived that never waits."""
+
+    def __init__(self, connection: socket.socket) -> None:
+        self._connection, self._buffer = connection, b""
+
+    def readline(self, limit: int) -> bytes:
+        while b"\n" not in self._buffer[:limit] and len(self._buffer) < limit:
+            chunk = self._connection.recv(65536)
+            if not chunk:
+                break
+            self._buffer += chunk
+        end = self._buffer.find(b"\n", 0, limit)
+        cut = limit if end < 0 else end + 1
+        line, self._buffer = self._buffer[:cut], self._buffer[cut:]
+        return line
+
+    def arrived(self) -> bytes:
+        """What has arrived and is not read yet (a non-blocking recv)."""
+        try:
+            while select.select([self._connection], [], [], 0)[0]:
+                chunk = self._connection.recv(65536)
+                if not chunk:
+                    break
+                self._buffer += chunk
+        except (OSError, ValueError):
+            pass                                    # a closed socket: the next read says so
+        return self._buffer
+
+
+class SocketInput(AgiInput):
+    """A FastAGI connection's side of Asterisk, a line at a time. Once the
+    start block is read, the line HANGUP is the channel's hangup (raised as
+    pyst2 raises its SIGHUP); inside the block it is a malformed line."""
+
+    def __init__(self, connection: socket.socket) -> None:
+        self._lines = SocketLines(connection)
+        super().__init__(cast(IO[bytes], self._lines))
+        self.after_start = False
+
+    def readline(self) -> str:
+        from asterisk.agi import AGISIGHUPHangup
+        line = super().readline()
+        if self.after_start and line == FASTAGI_HANGUP:
+            raise AGISIGHUPHangup("Asterisk wrote HANGUP on the FastAGI socket")
+        return line
+
+    def hangup_waiting(self) -> bool:
+        """True when the next line, already arrived, is HANGUP."""
+        return self._lines.arrived().startswith(FASTAGI_HANGUP.encode())
+
+
+def socket_agi(connection: socket.socket) -> AGI:
+    """pyst2's AGI on a FastAGI connection, the start block read strictly."""
+    return _socket_agi_class()(SocketInput(connection), connection.makefile("w", encoding="utf-8"))
+
+
+@functools.cache
+def _socket_agi_class() -> type:
+    """pyst2's AGI class as FastAGI needs it. Its constructor registers a
+    SIGHUP handler, which only the main thread may do: this one sets the
+    same fields itself, and test_hangup() looks for Asterisk's HANGUP line."""
+    from asterisk.agi import AGI, AGISIGHUPHangup
+
+    class SocketAGI(AGI):
+        def __init__(self, stdin: SocketInput, stdout: TextIO) -> None:
+            self.stdin, self.stdout, self.stderr = stdin, stdout, _Sink()
+            self._got_sighup = False
+            self.env, self.env_problem = read_start_block(stdin)
+            stdin.after_start = True
+
+        def test_hangup(self) -> None:
+            if self.stdin.hangup_waiting():
+                raise AGISIGHUPHangup("Asterisk wrote HANGUP on the FastAGI socket")
+
+    return SocketAGI
+
+
+# Where a Channel learns a paused member's PausedReason: (queue, interface) -> the reason or None.
+PauseReason = Callable[[str, str], Optional[str]]
+
+
 class Manager(Protocol):
     """What the manager interface (AMI) tells a Channel that no dialplan
     function does: qmt.ami.AmiMembers, one connection per call."""
@@ -205,10 +299,14 @@ class Channel:
         """True when Asterisk's reply to this command is the one we read:
         a random token must come back. A stale start-block line or a reply
         forged by the caller cannot carry it. The reply is compared as raw
-        text: pyst2's parser would wait forever on a forged '520-' line."""
+        text: pyst2's parser would wait forever on a forged '520-' line.
+        The same round trip marks the channel served (SET() returns the
+        value it assigns: func_logic.c): the dialplan runs the classic
+        script after a FastAGI attempt only when the mark is empty, i.e.
+        when no command of ours reached Asterisk."""
         token = "qmt" + os.urandom(8).hex()
         self.agi.test_hangup()                      # as pyst2's execute() does first
-        self.agi.send_command("GET FULL VARIABLE", '"%s"' % token)
+        self.agi.send_command("GET FULL VARIABLE", '"${SET(%s=%s)}"' % (SERVED, token))
         try:
             reply = self.agi.stdin.readline()
         except AgiLineTooLong:

@@ -3,7 +3,11 @@
 Asterisk runs it as ``AGI(queue_mobile_toggle.py,<queue or empty>,<number>[,<action>])``
 from the dialplan in extensions_queue_mobile_toggle.conf, where <number> is
 ``${FILTER(0-9+,${CALLERID(num)})}`` and <action> is empty (the toggle) or
-``break`` (the break destination, app-queue-toggle-mob,pause,1). The script decides; the dialplan acts.
+``break`` (the break destination, app-queue-toggle-mob,pause,1). The script
+decides; the dialplan acts.
+Where the admin turned on the FastAGI server (`qmt serve`, qmt.fastagi),
+the dialplan asks it first, as AGI(agi://127.0.0.1:<port>/queue_mobile_toggle,
+<queue>,<number>[,<action>]): the same run() answers, with the same contract.
 It only reads: the caller number, queue membership (from Asterisk), the
 allowlist table (through ODBC) and, for a login or a resume, whether the
 outbound route can dial the number (DIALPLAN_EXISTS(<route>,<number>,1)).
@@ -19,6 +23,10 @@ answers, the script proves that Asterisk's replies are in step with its
 commands (a random token echoed back), since a forged blank line would end
 the block early and leave the rest to be read as replies; if not, it says
 nothing (ERROR, agi_out_of_sync).
+
+Its first command, the echo, also sets QMT_SERVED (the token): the
+dialplan runs the classic script after a FastAGI attempt only when that
+mark is empty, so a call is never decided twice.
 
 It answers with channel variables, all in one `EXEC MSet` (QUEUESTAT last),
 set from validated characters only:
@@ -57,7 +65,7 @@ import sys
 import time
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, NoReturn, cast
+from typing import TYPE_CHECKING, NoReturn, Protocol, cast
 
 from .allowlist import AllowlistRead
 from .ami import AmiPauseReasons
@@ -83,8 +91,27 @@ if TYPE_CHECKING:
     from asterisk.agi import AGI
 
 
+class Watchdog(Protocol):
+    """The call's last-resort bound, re-armed for each stage: when it fires,
+    the call ends without an answer and the dialplan's preset ERROR stands."""
+
+    def arm(self, seconds: int) -> None: ...
+
+
+class ProcessAlarm:
+    """The classic script's watchdog: SIGALRM, whose default action ends
+    the process (main()). FastAGI's is per connection (qmt.fastagi)."""
+
+    def arm(self, seconds: int) -> None:
+        signal.alarm(seconds)
+
+
+PROCESS_ALARM = ProcessAlarm()
+
+
 def decide_for_caller(channel: Channel, settings: Settings, config_problem: ConfigError | None,
-                      now: datetime.datetime) -> tuple[str | None, Decision, AllowlistRead | None]:
+                      now: datetime.datetime, watchdog: Watchdog = PROCESS_ALARM
+                      ) -> tuple[str | None, Decision, AllowlistRead | None]:
     """(number, Decision, AllowlistRead) for this call; number and the read
     are None when the call is refused before any lookup. A checked number
     takes its toggle's lock first (waiting up to 3 s): the database's time
@@ -104,7 +131,7 @@ def decide_for_caller(channel: Channel, settings: Settings, config_problem: Conf
     if not channel.lock_toggle(number):
         return number, Decision(ERROR, "toggle_busy", detail="another call from this number holds the toggle"), \
             None
-    signal.alarm(settings.watchdog_seconds())          # the lock's wait is not the database's
+    watchdog.arm(settings.watchdog_seconds())          # the lock's wait is not the database's
     allowlist = AllowlistRead(settings, number, now)
     return number, decide(channel, settings, number, channel.queue_argument, allowlist.deadline, allowlist,
                           channel.action_argument), allowlist
@@ -173,7 +200,7 @@ def pin_matches(keyed: str, hashes: Sequence[str]) -> bool:
 
 
 def check_pin(channel: Channel, settings: Settings, number: str, decision: Decision,
-              allowlist: AllowlistRead | None) -> Decision:
+              allowlist: AllowlistRead | None, watchdog: Watchdog = PROCESS_ALARM) -> Decision:
     """The PIN step: the decision itself when no PIN is needed or the right
     one was keyed; else DENIED (wrong_pin, locked_out, pin_not_set,
     no_pin_keyed or the refusal it had). Wrong PINs of a listed number
@@ -183,7 +210,7 @@ def check_pin(channel: Channel, settings: Settings, number: str, decision: Decis
                                       settings.pin_required, settings.pin_for_logout)
     if not ask:
         return decision
-    signal.alarm(pin_dialogue_seconds(settings))
+    watchdog.arm(pin_dialogue_seconds(settings))
     ledger = LockLedger(channel, number, settings, counted=refusal is None)
     locked_before = ledger.read().locked(int(time.time()))
     prompt, record, keyed_any = FIRST_PROMPT, LockRecord(), False
@@ -218,10 +245,11 @@ def pin_refusal(settings: Settings, refusal: str | None, record: LockRecord, loc
 
 
 def run(agi: AGI, settings: Settings, config_problem: ConfigError | None = None,
-        now: datetime.datetime | None = None) -> Decision | None:
+        now: datetime.datetime | None = None, watchdog: Watchdog = PROCESS_ALARM) -> Decision | None:
     """One call: decide, answer the dialplan, log one line. Returns the
     Decision, or None when nothing was answered (the channel went away, or
-    Asterisk's replies could not be trusted)."""
+    Asterisk's replies could not be trusted). The caller armed `watchdog`
+    for the start; run() re-arms it for the lookup and the PIN dialogue."""
     from asterisk.agi import AGIException
     reasons = AmiPauseReasons(settings)
     channel = Channel(agi, reasons)
@@ -236,7 +264,7 @@ def run(agi: AGI, settings: Settings, config_problem: ConfigError | None = None,
             silent = Decision(ERROR, "agi_out_of_sync", detail=channel.env_problem or "")
             write_log(settings, decision_line(None, channel, silent), True)
             return None
-        number, decision, allowlist = decide_for_caller(channel, settings, config_problem, now)
+        number, decision, allowlist = decide_for_caller(channel, settings, config_problem, now, watchdog)
         if number is not None:
             # The route before the PIN, as every other refusal that needs no
             # secret (no_such_queue, bad_row, the database's): a call that
@@ -244,7 +272,7 @@ def run(agi: AGI, settings: Settings, config_problem: ConfigError | None = None,
             # error prompt, keys no PIN for nothing, and no wrong PIN of his
             # counts toward a lockout on a call that could not log him in.
             decision = check_route(channel, settings, number, decision)
-            decision = check_pin(channel, settings, number, decision, allowlist)
+            decision = check_pin(channel, settings, number, decision, allowlist, watchdog)
         # Only a login carries the ring path's settings (answer_variables).
         ring = settings.ring_variables(confirms_answer(decision.grants, settings.confirm)) \
             if decision.state == LOGGEDOUT else ()
@@ -269,6 +297,15 @@ def run(agi: AGI, settings: Settings, config_problem: ConfigError | None = None,
     return decision
 
 
+def internal_error_line(exc: Exception) -> str:
+    """The log line of a bug of ours: where, and what, without a traceback."""
+    where = cast(TracebackType, exc.__traceback__)      # a caught exception always has one
+    while where.tb_next:
+        where = where.tb_next
+    return "%s: internal error %s at line %d: %s" % (LOG_TAG, type(exc).__name__, where.tb_lineno,
+                                                     printable(exc, 160))
+
+
 def main() -> NoReturn:
     """The AGI script's entry point. Never returns."""
     # The default SIGALRM action kills the process: the last resort if a
@@ -279,16 +316,12 @@ def main() -> NoReturn:
         settings, config_problem = load_settings(os.environ.get("QMT_CONFIG", CONFIG_PATH)), None
     except ConfigError as problem:
         settings, config_problem = Settings.defaults(), problem
-    signal.alarm(settings.watchdog_seconds())
+    PROCESS_ALARM.arm(settings.watchdog_seconds())
     exit_code = 0
     try:
         run(strict_agi(sys.stdin.buffer, sys.stdout), settings, config_problem)
     except Exception as exc:  # a bug of ours: fail closed, one line, no traceback
-        where = cast(TracebackType, exc.__traceback__)      # a caught exception always has one
-        while where.tb_next:
-            where = where.tb_next
-        write_log(settings, "%s: internal error %s at line %d: %s" % (
-            LOG_TAG, type(exc).__name__, where.tb_lineno, printable(exc, 160)), True)
+        write_log(settings, internal_error_line(exc), True)
         exit_code = 1
     try:
         sys.stdout.flush()
