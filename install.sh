@@ -19,6 +19,7 @@ AST_USER=asterisk
 REQUIREMENTS=$SRC/agi/requirements.txt     # the pinned run-time packages
 DEFAULT_DSN=queue_mobile_toggle                # for --help
 ODBC_INI=/etc/odbc.ini
+FASTAGI_UNIT=qmt-fastagi.service   # for --help
 
 usage() {
     cat <<EOF
@@ -37,6 +38,11 @@ Options:
   --no-apt          do not install OS packages with apt-get
   --enable-ami      turn Asterisk's manager interface on (127.0.0.1 only) when
                     manager.conf has it off; qmt check/status/sweep need it
+  --fastagi         decide calls in one server process too (qmt serve, systemd
+                    unit $FASTAGI_UNIT); the dialplan uses it once it
+                    answers, the classic script stays the fallback. A later
+                    run without this option keeps the mode as it is
+  --no-fastagi      stop and remove that server: the classic script decides
   --purge           with --uninstall: also delete the allowlist database and the config
   -h, --help        this text
 EOF
@@ -44,7 +50,7 @@ EOF
 
 die_usage() { echo "$PROG: $*" >&2; echo "Try '$PROG --help'." >&2; exit 2; }
 
-MODE=install DB="" DSN="" AGI_DIR_OPT="" WHEELHOUSE="" NO_APT=0 PURGE=0 ENABLE_AMI=0
+MODE=install DB="" DSN="" AGI_DIR_OPT="" WHEELHOUSE="" NO_APT=0 PURGE=0 ENABLE_AMI=0 FASTAGI=""
 while [ $# -gt 0 ]; do
     case $1 in
         --check) MODE=check ;;
@@ -52,6 +58,11 @@ while [ $# -gt 0 ]; do
         --purge) PURGE=1 ;;
         --no-apt) NO_APT=1 ;;
         --enable-ami) ENABLE_AMI=1 ;;
+        --fastagi|--no-fastagi)
+            want=on
+            if [ "$1" = --no-fastagi ]; then want=off; fi
+            if [ -n "$FASTAGI" ] && [ "$FASTAGI" != "$want" ]; then die_usage "--fastagi and --no-fastagi exclude each other"; fi
+            FASTAGI=$want ;;
         --db|--dsn|--agi-dir|--wheelhouse)
             if [ $# -lt 2 ] || [ -z "$2" ]; then die_usage "$1 needs a value"; fi
             case $1 in
@@ -75,8 +86,8 @@ case $DB in
     *) die_usage "--db must be sqlite, mariadb or postgresql, not '$DB'" ;;
 esac
 [ "$PURGE" = 0 ] || [ "$MODE" = uninstall ] || die_usage "--purge goes with --uninstall"
-if [ "$MODE" != install ] && { [ -n "$DB$DSN$WHEELHOUSE" ] || [ "$NO_APT$ENABLE_AMI" != 00 ]; }; then
-    die_usage "--db, --dsn, --wheelhouse, --no-apt and --enable-ami go with an install, not --$MODE"
+if [ "$MODE" != install ] && { [ -n "$DB$DSN$WHEELHOUSE$FASTAGI" ] || [ "$NO_APT$ENABLE_AMI" != 00 ]; }; then
+    die_usage "--db, --dsn, --wheelhouse, --no-apt, --enable-ami and --(no-)fastagi go with an install, not --$MODE"
 fi
 if [ -n "$DSN" ] && ! [[ $DSN =~ ^[A-Za-z0-9_.-]{1,64}$ ]]; then
     die_usage "--dsn: letters, digits and ._- only"
@@ -112,6 +123,7 @@ trap 'exit 1' TERM       # die in a subshell ends the whole run (below)
 # ------------------------------------------------------------ reporting
 # The same one-line steps as agi/qmt/install/report.py prints.
 CHANGES=0
+PACKAGE_CHANGED=0
 ok()      { printf '[ok]      %s\n' "$*"; }
 changed() { printf '[changed] %s\n' "$*"; CHANGES=$((CHANGES + 1)); }
 note()    { printf '[note]    %s\n' "$*"; }
@@ -155,7 +167,9 @@ do_install() {
     install_venv
     install_package
     install_qmt_command
-    run_steps install "${file_opts[@]}" --changes "$CHANGES" || exit 1
+    local after_venv=(--changes "$CHANGES" --fastagi "$FASTAGI")
+    if [ "$PACKAGE_CHANGED" = 1 ]; then after_venv+=(--package-changed); fi
+    run_steps install "${file_opts[@]}" "${after_venv[@]}" || exit 1
 }
 
 require_install_prerequisites() {
@@ -230,7 +244,7 @@ install_venv() {
     changed "venv: created $VENV with ${PINS[*]}${WHEELHOUSE:+ (offline, from $WHEELHOUSE)}"
 }
 
-# The project's package (agi/qmt: the toggle and the `qmt` command) in the
+# The project's package (agi/qmt: the toggle, the `qmt` command and its server) in the
 # venv, byte-compiled by pip; reinstalled when a source file differs. pip
 # builds it from a copy in root's scratch folder (setuptools comes from the
 # index, or from the wheelhouse offline), so the source tree stays as it is.
@@ -247,6 +261,7 @@ install_package() {
     "$VENV/bin/python3" -I -m pip "${pipargs[@]}" "$WORK/project" >"$WORK/pip.log" 2>&1 ||
         die "package: pip install of agi/qmt failed${WHEELHOUSE:+ from $WHEELHOUSE (it needs a setuptools wheel there)}: $(tail -n 3 "$WORK/pip.log" | tr '\n' ' ')"
     package_current || die "package: $VENV does not have the qmt package after pip install"
+    PACKAGE_CHANGED=1           # a running FastAGI server is restarted onto it
     changed "package: installed qmt $(package_version) in $VENV"
 }
 

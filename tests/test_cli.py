@@ -241,3 +241,58 @@ def test_status_reads_the_fault_from_astdb_beside_the_missed_calls(toggle, tmp_p
     toggle.asterisk.astdb[("qmt-ring/" + N, "fault")] = "1733400000|BUSY"
     result = qmt_on_path(toggle, "status", path=fake_cli(toggle, tmp_path))
     assert result.returncode == 0 and "last ring fault unreadable ('1733400000|BUSY')" in result.stdout
+
+
+# -- doctor: the FastAGI mode (astdb qmt-fastagi/port) and the server's answer --
+
+@pytest.fixture
+def switch(monkeypatch):
+    """doctor's view of astdb: the qmt-fastagi family, or Asterisk not reachable (None)."""
+    from qmt import cli
+    from qmt.asterisk_cli import AsteriskCliError
+    held = {"family": {}}
+
+    def family(name):
+        if held["family"] is None:
+            raise AsteriskCliError("cannot ask Asterisk (asterisk -rx): is it running?")
+        return held["family"] if name == "qmt-fastagi" else {}
+    monkeypatch.setattr(cli, "astdb_family", family)
+    return held
+
+
+def fastagi_verdict(port=4573):
+    from qmt.cli import fastagi_mode
+    from qmt.config import Settings
+    settings = Settings.defaults()
+    settings.fastagi_port = port
+    return fastagi_mode(settings)
+
+
+def test_doctor_names_the_classic_mode_when_the_switch_is_off(switch):
+    assert fastagi_verdict() == (True, "off: the classic script decides (install.sh --fastagi turns the server on)")
+    switch["family"] = None
+    ok, detail = fastagi_verdict()
+    assert ok is None and detail.startswith("the mode is unknown: cannot ask Asterisk")
+
+
+def test_doctor_fails_a_switch_whose_server_does_not_answer_and_says_calls_fall_back(switch):
+    port = closed_port()
+    switch["family"] = {"port": str(port)}
+    assert fastagi_verdict(port) == (False, "on at 127.0.0.1:%d, but no server answers there: every call falls back"
+                                            " to the classic script, a WARNING each (systemctl status qmt-fastagi)"
+                                     % port)
+
+
+def test_doctor_passes_an_answering_server_on_the_configs_port_only(switch, monkeypatch):
+    monkeypatch.setattr("qmt.fastagi.probe", lambda port, timeout=2.0: "0.3.0" if port == 4600 else None)
+    switch["family"] = {"port": "4600"}
+    assert fastagi_verdict(4600) == (True, "on at 127.0.0.1:4600: qmt serve 0.3.0 answers")
+    ok, detail = fastagi_verdict(4573)
+    assert ok is False and "but the config's [fastagi] port is 4573" in detail
+
+
+@pytest.mark.parametrize("stored", ["4573;x", "", "123456", "٤٥٧٣"])
+def test_doctor_fails_a_switch_that_is_not_a_port_which_the_dialplan_ignores(switch, stored):
+    switch["family"] = {"port": stored}
+    ok, detail = fastagi_verdict()
+    assert ok is False and "not a port: the dialplan ignores it and runs the classic script" in detail

@@ -46,8 +46,10 @@ def test_no_macro_only_gosub(dialplan):
 
 
 def test_result_is_preset_to_error_before_the_agi_runs(dialplan):
+    """Before either AGI: the FastAGI server's, tried first when it is on, and the script's."""
     lines = code_lines(dialplan)
-    agi = next(i for i, line in enumerate(lines) if "AGI(queue_mobile_toggle.py" in line)
+    agi = next(i for i, line in enumerate(lines) if "AGI(" in line)
+    assert "AGI(agi://" in lines[agi]
     presets = [i for i, line in enumerate(lines) if "Set(QUEUESTAT=ERROR)" in line]
     assert presets and presets[0] < agi
     assert any("Set(QMT_COUNT=0)" in line for line in lines[:agi])
@@ -123,6 +125,51 @@ def test_the_caller_number_reaches_the_script_filtered(dialplan):
     """The script compares it with agi_callerid of the start block, which
     a caller can forge lines into."""
     assert "AGI(queue_mobile_toggle.py,${ARG1},${FILTER(0-9+,${CALLERID(num)})},${ARG2})" in dialplan
+
+
+FASTAGI_URL = "AGI(agi://127.0.0.1:${QMT_FASTAGI}/queue_mobile_toggle,"
+CLASSIC = "AGI(queue_mobile_toggle.py,"
+
+
+def toggle_line(toggle, fragment):
+    return next(i for i, line in enumerate(toggle) if fragment in line)
+
+
+def test_fastagi_and_the_script_get_the_same_filtered_arguments(dialplan):
+    toggle = context_lines(dialplan, "qmt-toggle")
+    arguments = {line.split(",", 2)[2] for line in toggle if FASTAGI_URL in line or CLASSIC in line}
+    assert arguments == {"${ARG1},${FILTER(0-9+,${CALLERID(num)})},${ARG2})"}
+
+
+def test_fastagi_is_tried_only_with_a_port_of_1_to_5_digits_from_astdb(dialplan):
+    """Anything else in astdb (or no key) means the classic script: the
+    URL gets the FILTERed digits only, and only when FILTER removed nothing;
+    the stored text itself is compared by length, never inside $[]."""
+    toggle = context_lines(dialplan, "qmt-toggle")
+    fastagi = toggle_line(toggle, FASTAGI_URL)
+    assert toggle[fastagi - 4:fastagi] == [
+        "same => n,GotoIf($[!${DB_EXISTS(qmt-fastagi/port)}]?classic)",
+        "same => n,Set(LOCAL(QMT_FASTAGI_RAW)=${DB_RESULT})",
+        "same => n,Set(LOCAL(QMT_FASTAGI)=${FILTER(0-9,${QMT_FASTAGI_RAW})})",
+        "same => n,GotoIf($[${LEN(${QMT_FASTAGI})} != ${LEN(${QMT_FASTAGI_RAW})} | ${LEN(${QMT_FASTAGI})} < 1"
+        " | ${LEN(${QMT_FASTAGI})} > 5]?classic)"]
+    assert not any('"${QMT_FASTAGI' in line or "${DB(qmt-fastagi" in line for line in toggle)
+
+
+def test_the_script_decides_only_when_no_fastagi_command_reached_the_channel(dialplan):
+    """Never a double decision: the served mark is cleared before the
+    attempt, and once the server set it the classic script is skipped, even
+    if the server was lost after that (the presets then stand: the error
+    prompt). Unset, a WARNING says why and the script runs."""
+    toggle = context_lines(dialplan, "qmt-toggle")
+    fastagi, classic = toggle_line(toggle, FASTAGI_URL), toggle_line(toggle, CLASSIC)
+    assert toggle_line(toggle, "Set(QMT_SERVED=)") < toggle_line(toggle, "DB_EXISTS(")
+    assert toggle[fastagi + 1] == 'same => n,GotoIf($["${QMT_SERVED}" != ""]?decided)'
+    assert toggle[fastagi + 2].startswith("same => n,Log(WARNING,queue-mobile-toggle: fastagi at 127.0.0.1:")
+    assert "(AGISTATUS=${AGISTATUS}), classic script used)" in toggle[fastagi + 2]
+    assert classic == fastagi + 3 and toggle[classic].startswith("same => n(classic),")
+    assert toggle[classic + 1] == "same => n(decided),Gosub(qmt-toggle-change,s,1())"
+    assert sum("AGI(" in line for line in toggle) == 2
 
 
 def test_a_failed_login_undoes_only_what_this_call_added(dialplan):

@@ -15,7 +15,7 @@ from qmt.pbx import toggle_lock_name
 # Asterisk's own variables and those of FreePBX that the dialplan reads.
 ASTERISK_VARIABLES = {"ARG1", "ARG2", "EXTEN", "CHANNEL", "AGISTATUS", "AQMSTATUS", "RQMSTATUS", "UPQMSTATUS",
                       "PQMSTATUS", "DIALSTATUS", "RINGTIME", "HANGUPCAUSE", "GOSUB_RETVAL", "READSTATUS",
-                      "TRYSTATUS", "EPOCH", "NODEST"}
+                      "TRYSTATUS", "EPOCH", "NODEST", "DB_RESULT"}
 PER_QUEUE = (contract.QMT_QUEUE, contract.QMT_PENALTY, contract.QMT_NAME, contract.QMT_IFACE)
 ANSWER = {contract.QUEUEUSER, contract.QUEUESTAT, contract.QAGENT_UNAUTHORIZED, contract.QMT_REASON,
           contract.QMT_INTERFACE, contract.QMT_COUNT}
@@ -72,6 +72,14 @@ def test_the_dialplan_reads_no_variable_that_nobody_sets(conf):
     known = ANSWER | set(PER_QUEUE) | {variable for variable, _key in contract.RING_SETTINGS}
     unset = read_variables(conf) - set_variables(conf) - known - ASTERISK_VARIABLES
     assert unset == set()
+
+
+def test_the_fastagi_switch_url_and_served_mark_are_the_contracts(conf):
+    toggle = context(conf, "qmt-toggle")
+    assert "${DB_EXISTS(%s/%s)}" % (contract.FASTAGI_FAMILY, contract.FASTAGI_PORT_KEY) in toggle
+    assert "AGI(agi://%s:${QMT_FASTAGI}/%s," % (contract.FASTAGI_HOST, contract.FASTAGI_SCRIPT) in toggle
+    assert "Set(%s=)" % contract.SERVED in toggle and '"${%s}" != ""' % contract.SERVED in toggle
+    assert contract.FASTAGI_FAMILY not in (contract.RING_FAMILY, contract.PIN_FAMILY)
 
 
 def test_the_answer_the_script_sends_uses_the_contracts_names():

@@ -137,9 +137,9 @@ def test_the_manifest_keeps_its_keys_and_their_order():
     text = render(["/a", "/b"], {"backend": "sqlite", "sqlite_db": "/db"})
     keys = [line.split("=", 1)[0] for line in text.splitlines()[1:]]
     assert keys == ["agi_dir", "agi_dir", "include_file", "dsn_added", "sqlite_db", "config_sha256", "backend",
-                    "ami_file", "sweep"]
+                    "ami_file", "sweep", "fastagi_unit"]
     assert KEYS == ("agi_dir", "include_file", "dsn_added", "sqlite_db", "config_sha256", "backend", "ami_file",
-                    "sweep")
+                    "sweep", "fastagi_unit")
     assert Manifest(text).get("sqlite_db") == "/db" and Manifest(text).get("ami_file") == ""
 
 

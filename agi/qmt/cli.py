@@ -31,7 +31,15 @@ from .ami import Ami, AmiError, AmiView, Message, ami_from_settings, member_in_c
 from .asterisk_cli import AsteriskCliError, astdb_delete, astdb_family, asterisk_cli, route_dials
 from .config import CONFIG_PATH, SWEEP_CRON, SWEEP_UNITS, ConfigError, Settings, load_settings
 from .decision import decide, utc_now
-from .dialplan import CONFIRM_CONTEXT, RESUMED, RING_CONTEXT, RING_FAMILY
+from .dialplan import (
+    CONFIRM_CONTEXT,
+    FASTAGI_FAMILY,
+    FASTAGI_HOST,
+    FASTAGI_PORT_KEY,
+    RESUMED,
+    RING_CONTEXT,
+    RING_FAMILY,
+)
 from .log import LOG_TAG, write_log
 from .pin import ASTDB_FAMILY, LockRecord, hash_pin, is_pin
 from .privileges import PrivilegeError, leave_root
@@ -297,6 +305,7 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     checks.append(("queues",) + queues_ring_long_enough(settings, mobile_queues(settings, rows, queues)))
     timer = sweep_timer()
     checks.append(("sweep", bool(timer), timer or "no sweep timer or cron file: run install.sh"))
+    checks.append(("fastagi",) + fastagi_mode(settings))
     emit(args, {"checks": [{"check": c, "ok": ok, "detail": d} for c, ok, d in checks]},
          ["[%s]    %s: %s" % ({True: "PASS", False: "FAIL", None: "WARN"}[ok], c, d) for c, ok, d in checks])
     return OK if all(ok is not False for _, ok, _ in checks) else PROBLEM
@@ -333,6 +342,33 @@ def ring_path_loaded(settings: Settings) -> tuple[bool, str]:
         return False, "not in the running dialplan: %s (is extensions_queue_mobile_toggle.conf included, " \
             "and [member] route your outbound route context?)" % ", ".join(missing)
     return True, "contexts %s, %s and the route %s are loaded" % (RING_CONTEXT, CONFIRM_CONTEXT, settings.route)
+
+
+def fastagi_mode(settings: Settings) -> Verdict:
+    """Which of the dialplan's modes is on (astdb qmt-fastagi/port: the
+    classic script, or FastAGI first) and whether the server answers there.
+    A switch naming no answering server fails: every call then falls back to
+    the classic script, with a WARNING each."""
+    from .fastagi import probe
+    try:
+        stored = astdb_family(FASTAGI_FAMILY).get(FASTAGI_PORT_KEY)
+    except AsteriskCliError as error:
+        return None, "the mode is unknown: %s" % error
+    if stored is None:
+        return True, "off: the classic script decides (install.sh --fastagi turns the server on)"
+    switch = "astdb %s/%s" % (FASTAGI_FAMILY, FASTAGI_PORT_KEY)
+    if not (stored.isascii() and stored.isdigit() and 1 <= len(stored) <= 5):
+        return False, "%s is '%s', not a port: the dialplan ignores it and runs the classic script " \
+            "(install.sh --fastagi or --no-fastagi)" % (switch, printable(stored, 20))
+    where = "%s:%s" % (FASTAGI_HOST, stored)
+    version = probe(int(stored))
+    if version is None:
+        return False, "on at %s, but no server answers there: every call falls back to the classic script, " \
+            "a WARNING each (systemctl status qmt-fastagi)" % where
+    if int(stored) != settings.fastagi_port:
+        return False, "on at %s (qmt serve %s answers), but the config's [fastagi] port is %d: restart the " \
+            "server and run install.sh --fastagi" % (where, version, settings.fastagi_port)
+    return True, "on at %s: qmt serve %s answers" % (where, version)
 
 
 def permitted_grants(settings: Settings, rows: Sequence[db.Row]) -> dict[str, list[Grant]]:
@@ -799,7 +835,7 @@ def parser() -> argparse.ArgumentParser:
     form.add_argument("--csv", action="store_true", help="print CSV: a row per number and queue, then the total")
     form.add_argument("--html", metavar="FILE", help="write a self-contained page with charts (- : stdout)")
     command("doctor", cmd_doctor, "check the installation (config, database, manager, ring path, the route to "
-            "every permitted number, confirmation, queue timeouts, sweep timer)")
+            "every permitted number, confirmation, queue timeouts, sweep timer, FastAGI mode)")
     sub = command("serve", cmd_serve, "answer the toggle's calls over FastAGI on 127.0.0.1 (the port in "
                   "[fastagi]) until stopped; run by systemd (install.sh --fastagi)")
     sub.add_argument("--port", type=port_argument, help="listen on this port instead")

@@ -11,6 +11,7 @@ before the venv exists, or when it is broken. One concern per module:
     places     where things are: agi-bin, the #include file, the manager account
     report     the one-line steps and the final line
     manifest   what --uninstall removes
+    fastagi    the optional FastAGI server: its systemd unit and the dialplan's switch
     sqlite_as_owner  the allowlist's table made on a copy, run as the asterisk user
     steps, install, check, uninstall   the modes
     main       the command line install.sh calls

@@ -26,6 +26,7 @@ from .facts import (
     SHEBANG,
     VENV,
 )
+from .fastagi import FastAgi
 from .files import mode_and_owner
 from .steps import Run
 
@@ -49,6 +50,7 @@ class Check(Run):
         self.check_psqlodbc_commlog()
         self.check_dialplan()
         self.check_asterisk()
+        FastAgi(self).check()
         return self.report_check()
 
     def check_agi_script(self) -> None:

@@ -13,9 +13,13 @@ from ..allowlist import TABLE as TABLE
 from ..config import CONFIG_PATH, DEFAULT_AMI_PORT
 from ..config import DEFAULT_CONNECTION as DEFAULT_CONNECTION
 from ..config import DEFAULT_DSN as DEFAULT_DSN
+from ..config import DEFAULT_FASTAGI_PORT as DEFAULT_FASTAGI_PORT
 from ..config import SWEEP_CRON as SWEEP_CRON
 from ..config import SWEEP_UNITS as SWEEP_UNITS
 from ..dialplan import AGI_SCRIPT, DIALPLAN_FILE, ENTRY_CONTEXT
+from ..dialplan import FASTAGI_FAMILY as FASTAGI_FAMILY
+from ..dialplan import FASTAGI_HOST as FASTAGI_HOST
+from ..dialplan import FASTAGI_PORT_KEY as FASTAGI_PORT_KEY
 
 PREFIX = "/opt/queue-mobile-toggle"
 VENV = PREFIX + "/venv"
@@ -59,6 +63,13 @@ AMI_INCLUDE_LINE = "#include " + AMI_OWN_FILE
 SWEEP_TIMER = "qmt-sweep.timer"
 SWEEP_COMMAND = QMT_LINK + " sweep --apply"
 
+# The optional FastAGI server (install.sh --fastagi): `qmt serve` as a systemd
+# unit, named as the sweep's (qmt-sweep) and as the config's comment says.
+FASTAGI_UNIT = "qmt-fastagi.service"
+FASTAGI_UNIT_FILE = "/etc/systemd/system/" + FASTAGI_UNIT
+QMT_SERVE = VENV + "/bin/qmt serve"
+
 # Files root reads, most of them the asterisk user's: every mode refuses an
 # unsafe one (a link, a FIFO...) before any change, as it does those it writes.
-READ_FILES = (ASTERISK_CONF, EXTENSIONS, EXTENSIONS_CUSTOM, MANAGER_CONF, CONFIG, MANIFEST, ODBC_INI, ODBCINST_INI)
+READ_FILES = (ASTERISK_CONF, EXTENSIONS, EXTENSIONS_CUSTOM, MANAGER_CONF, CONFIG, MANIFEST, ODBC_INI, ODBCINST_INI,
+              FASTAGI_UNIT_FILE)

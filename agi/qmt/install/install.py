@@ -51,10 +51,11 @@ from .facts import (
     SWEEP_UNITS,
     TABLE,
 )
+from .fastagi import FastAgi
 from .files import Ownership, SafeFiles, mode_and_owner, ownership
 from .manifest import agi_dirs_used, render
 from .report import InstallError, Report
-from .steps import Options, Run
+from .steps import Options, Run, quiet, systemd_running
 
 # Run as the asterisk user, by its text: root's Python never imports sqlite3.
 SQLITE_HELPER = os.path.join(os.path.dirname(__file__), "sqlite_as_owner.py")
@@ -89,6 +90,7 @@ class Install(Run):
         self.state.backend = self.backend()
         self.state.want_dsn = self.options.dsn or DEFAULT_DSN
         self.state.agi_dir, self.state.agi_dir_from = self.resolve_agi_dir()
+        self.state.recorded["fastagi_unit"] = self.manifest().get("fastagi_unit")
 
     # -- before the venv ---------------------------------------------------------
     def preflight(self) -> None:
@@ -133,6 +135,8 @@ class Install(Run):
         self.install_sweep_timer()
         self.write_manifest()
         self.reload_dialplan()
+        self.install_fastagi()
+        self.write_manifest()
         self.reload_manager()
         self.report_install()
 
@@ -368,7 +372,7 @@ class Install(Run):
     def install_sweep_timer(self) -> None:
         """qmt sweep --apply every 5 minutes as the asterisk user: a systemd timer
         where systemd runs, else a cron file."""
-        if os.path.isdir("/run/systemd/system") and shutil.which("systemctl"):
+        if systemd_running():
             self.install_sweep_units()
             return
         cron = "\n".join(("# queue-mobile-toggle (install.sh): remove mobile queue members whose permission is gone",
@@ -394,6 +398,13 @@ class Install(Run):
         if not (quiet(["systemctl", "daemon-reload"]) and quiet(["systemctl", "enable", "--now", SWEEP_TIMER])):
             raise InstallError(f"sweep: systemctl enable --now {SWEEP_TIMER} failed")
         self.report.changed(f"sweep: {SWEEP_TIMER} enabled")
+
+    # -- the FastAGI server ---------------------------------------------------------------------
+    def install_fastagi(self) -> None:
+        """After the dialplan reload (the switch is read by the dialplan now loaded);
+        the manifest is written again with the unit."""
+        self.state.recorded["fastagi_unit"] = FastAgi(self).install(
+            self.options.fastagi, self.options.package_changed, self.install_file)
 
     # -- the manifest, the reloads, the final line ------------------------------------------------
     def write_manifest(self) -> None:
@@ -442,11 +453,3 @@ def helper_source() -> str:
     """The text of sqlite_as_owner, run by the asterisk user's python3 -I -c."""
     with open(SQLITE_HELPER, encoding="utf-8") as handle:
         return handle.read()
-
-
-def quiet(command: list[str]) -> bool:
-    """command succeeded; its output is not ours to show."""
-    try:
-        return subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
-    except OSError:
-        return False

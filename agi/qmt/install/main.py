@@ -35,6 +35,8 @@ def parse(argv: list[str]) -> tuple[str, Options]:
     parser.add_argument("--changes", type=int, default=0)
     parser.add_argument("--venv-ok", action="store_true")
     parser.add_argument("--pins", default="")
+    parser.add_argument("--fastagi", choices=("on", "off", ""), default="")
+    parser.add_argument("--package-changed", action="store_true")
     args = parser.parse_args(argv)
     mode = args.mode
     del args.mode

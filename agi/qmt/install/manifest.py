@@ -10,7 +10,8 @@ from collections.abc import Iterable
 
 HEADER = "# queue-mobile-toggle install.sh manifest: what --uninstall removes"
 # The keys, in the order written.
-KEYS = ("agi_dir", "include_file", "dsn_added", "sqlite_db", "config_sha256", "backend", "ami_file", "sweep")
+KEYS = ("agi_dir", "include_file", "dsn_added", "sqlite_db", "config_sha256", "backend", "ami_file", "sweep",
+        "fastagi_unit")
 
 
 class Manifest:

@@ -57,6 +57,8 @@ class Options:
     changes: int = 0          # what install.sh changed before (packages, venv...)
     venv_ok: bool = False     # --check: install.sh's verdict on the venv
     pins: str = ""            # the pinned packages, as install.sh names them
+    fastagi: str = ""         # on (--fastagi), off (--no-fastagi), "" (the mode as it is)
+    package_changed: bool = False   # install.sh reinstalled the qmt package in the venv
 
 
 class Run:
@@ -200,6 +202,19 @@ class Run:
 
     def as_asterisk_ok(self, *command: str) -> bool:
         return self.as_asterisk(*command).returncode == 0
+
+
+def quiet(command: list[str]) -> bool:
+    """command succeeded; its output is not ours to show."""
+    try:
+        return subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+    except OSError:
+        return False
+
+
+def systemd_running() -> bool:
+    """systemd is PID 1 and systemctl is there (not in a container or chroot)."""
+    return os.path.isdir("/run/systemd/system") and shutil.which("systemctl") is not None
 
 
 def asterisk_uid() -> int:

@@ -20,6 +20,7 @@ from .facts import (
     DEFAULT_DSN,
     DIALPLAN,
     DSN_DESCRIPTION,
+    FASTAGI_FAMILY,
     INCLUDE_LINE,
     INCLUDE_RE,
     MANAGER_CONF,
@@ -36,12 +37,14 @@ from .facts import (
     SWEEP_UNITS,
     VENV,
 )
+from .fastagi import FastAgi
 from .install import quiet, sha256
 from .manifest import agi_dirs_used
 from .steps import Run
 
 SQLITE_SIDE_FILES = ("", "-journal", "-wal", "-shm")
-RING_FAMILIES = ("qmt-ring", "qmt-pin")
+# astdb families of ours: the ring path's, the PIN lockouts, the FastAGI switch.
+RING_FAMILIES = ("qmt-ring", "qmt-pin", FASTAGI_FAMILY)
 
 
 class Uninstall(Run):
@@ -61,6 +64,7 @@ class Uninstall(Run):
         for folder in dirs:
             self.remove_agi_script(folder)
         self.remove_sweep_timer()
+        FastAgi(self).remove_unit()
         self.remove_ami_account(manifest.get("ami_file"))
         self.remove_qmt_command()
         self.remove_include_lines()
@@ -196,18 +200,18 @@ class Uninstall(Run):
         if not asterisk.running():
             self.report.note(
                 "asterisk: not running, so its queues may still have ring path members (Local/<number>@qmt-ring/n)"
-                " and its astdb the families qmt-ring and qmt-pin; once it runs, run"
+                " and its astdb the families qmt-ring, qmt-pin and qmt-fastagi; once it runs, run"
                 f" {self.options.prog} --uninstall again, or:"
                 " asterisk -rx 'queue show' to find them, asterisk -rx 'queue remove member"
-                " Local/<number>@qmt-ring/n from <queue>' for each, asterisk -rx 'database deltree qmt-ring',"
-                " asterisk -rx 'database deltree qmt-pin'")
+                " Local/<number>@qmt-ring/n from <queue>' for each, "
+                + ", ".join(f"asterisk -rx 'database deltree {family}'" for family in RING_FAMILIES))
             return
         before = self.report.changes
         self.remove_ring_members()
         for family in RING_FAMILIES:
             self.remove_astdb_family(family)
         if self.report.changes == before:
-            self.report.ok("asterisk: no ring path member and no astdb family qmt-ring or qmt-pin")
+            self.report.ok("asterisk: no ring path member and no astdb family " + ", ".join(RING_FAMILIES))
 
     def remove_ring_members(self) -> None:
         for queue, member in asterisk.ring_members(asterisk.cli("queue show")):
