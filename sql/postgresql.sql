@@ -13,5 +13,8 @@ CREATE TABLE IF NOT EXISTS queue_mobile_agents (
     -- 1: the mobile presses 1 to take a queue call; 0: connected on answer
     -- (a desk phone behind a trunk); NULL: [member] confirm of the config.
     confirm_answer SMALLINT  NULL CHECK (confirm_answer IS NULL OR confirm_answer IN (0, 1)),
+    -- When a login is allowed, in the PBX's local time, e.g.
+    -- 'mon-fri 09:00-18:00, sat 10:00-14:00'; NULL: always (README, Shift windows).
+    shift_window VARCHAR(255) NULL,
     PRIMARY KEY (number, queue)
 );

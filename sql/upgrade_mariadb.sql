@@ -5,4 +5,5 @@
 ALTER TABLE queue_mobile_agents
     ADD COLUMN IF NOT EXISTS pin_hash VARCHAR(255) NULL,
     ADD COLUMN IF NOT EXISTS confirm_answer TINYINT NULL,
+    ADD COLUMN IF NOT EXISTS shift_window VARCHAR(255) NULL,
     ADD CONSTRAINT IF NOT EXISTS qma_confirm_flag CHECK (confirm_answer IS NULL OR confirm_answer IN (0, 1));

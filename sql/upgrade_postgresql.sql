@@ -5,3 +5,4 @@
 ALTER TABLE queue_mobile_agents ADD COLUMN IF NOT EXISTS pin_hash VARCHAR(255) NULL;
 ALTER TABLE queue_mobile_agents ADD COLUMN IF NOT EXISTS confirm_answer SMALLINT NULL
     CHECK (confirm_answer IS NULL OR confirm_answer IN (0, 1));
+ALTER TABLE queue_mobile_agents ADD COLUMN IF NOT EXISTS shift_window VARCHAR(255) NULL;

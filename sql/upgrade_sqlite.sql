@@ -8,3 +8,4 @@
 ALTER TABLE queue_mobile_agents ADD COLUMN pin_hash TEXT;
 ALTER TABLE queue_mobile_agents ADD COLUMN confirm_answer INTEGER
     CHECK (confirm_answer IS NULL OR confirm_answer IN (0, 1));
+ALTER TABLE queue_mobile_agents ADD COLUMN shift_window TEXT;

@@ -125,7 +125,21 @@ class FakeAmi:
             return self._queue_status(fields, action_id)
         if action == "logoff":
             return message(("Response", "Goodbye"), ("ActionID", action_id))
+        if action in ("queueremove", "queuepause"):
+            return self._change_member(action, fields, action_id)
         return message(("Response", "Error"), ("ActionID", action_id), ("Message", "Invalid/unknown command"))
+
+    def _change_member(self, action, fields, action_id):
+        """QueueRemove, and QueuePause with Paused false (all `qmt` sends), on the fake queues."""
+        queue, interface = fields.get("Queue", ""), fields.get("Interface", "")
+        members = self.asterisk.queues.get(queue)
+        if members is None or interface not in members:
+            return message(("Response", "Error"), ("ActionID", action_id), ("Message", "Not there"))
+        if action == "queueremove":
+            members.remove(interface)
+        else:
+            self.asterisk.paused.discard((queue, interface))
+        return message(("Response", "Success"), ("ActionID", action_id), ("Message", "done"))
 
     def _queue_status(self, fields, action_id):
         """app_queue's manager_queues_status: the queue filter in any case,
@@ -146,7 +160,9 @@ class FakeAmi:
                 out.append(message(("Event", "QueueMember"), ("Queue", queue), ("Name", interface),
                                    ("Location", interface), ("Membership", "dynamic"), ("Paused", int(paused)),
                                    ("PausedReason", self.asterisk.pause_reasons.get((queue, interface), "")
-                                    if paused else ""), ("ActionID", action_id)))
+                                    if paused else ""),
+                                   ("LastPause", self.asterisk.last_pauses.get((queue, interface), 0)),
+                                   ("ActionID", action_id)))
                 items += 1
         out.append(message(("Event", "QueueStatusComplete"), ("ActionID", action_id), ("EventList", "Complete"),
                            ("ListItems", items)))

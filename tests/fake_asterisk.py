@@ -335,6 +335,7 @@ class FakeAsterisk:
         self.persistent_members = persistent_members
         self.paused = set()     # (queue, interface) of paused members
         self.pause_reasons = {}  # (queue, interface) -> PausedReason, told by the fake AMI only
+        self.last_pauses = {}    # (queue, interface) -> LastPause (epoch seconds), told by the fake AMI only
         # LOCK(name) of func_lock: names another call holds (LOCK then gives
         # 0 after its wait); every name this channel took, in order.
         self.locks_elsewhere = set()
@@ -440,7 +441,7 @@ class FakeAsterisk:
     # -- running a script -------------------------------------------------
     def run(self, callerid, arg=None, env=None, script=SCRIPT, hangup_after=None,
             eof_after=None, reply_override=None, timeout=20, python=None, raw_start=None,
-            close_after_start=False, wrapper=(), fields=None, eof_after_reply=None):
+            close_after_start=False, wrapper=(), fields=None, eof_after_reply=None, action=None):
         """Run the AGI script once for a call from `callerid`.
 
         hangup_after=N: the caller hangs up after the script's N-th command
@@ -451,7 +452,8 @@ class FakeAsterisk:
         send nothing at all (a stalled Asterisk); eof_after_reply=N closes
         the pipe right after the reply to the N-th command (a reply cut
         off). `wrapper` is a command prefix (the benchmark's /usr/bin/time).
-        `raw_start` (text or bytes) replaces the start block.
+        `raw_start` (text or bytes) replaces the start block. `action`: the
+        dialplan's third argument (break: the break destination).
         """
         result = AgiRun()
         stderr_file = tempfile.TemporaryFile()
@@ -472,7 +474,7 @@ class FakeAsterisk:
                 stderr=stderr_file, env=process_env, cwd="/")
         dead = False
         try:
-            block = raw_start if raw_start is not None else self.start_block(callerid, arg, fields)
+            block = raw_start if raw_start is not None else self.start_block(callerid, arg, fields, action)
             self._send(process, process.start_block(block) if fast else block)
             if close_after_start:
                 process.stdin.close()
@@ -532,7 +534,7 @@ class FakeAsterisk:
         return result
 
     @staticmethod
-    def start_block(callerid, arg=None, fields=None):
+    def start_block(callerid, arg=None, fields=None, action=None):
         """The environment block res_agi's setup_env() writes for the
         dialplan's AGI(queue_mobile_toggle.py,<arg>,${FILTER(0-9+,${CALLERID(num)})}).
         `fields` replaces values (raw: a newline in one adds lines, as in
@@ -561,6 +563,8 @@ class FakeAsterisk:
         ]
         lines += [("agi_arg_1", arg or ""),
                   ("agi_arg_2", "".join(c for c in callerid or "" if c in "0123456789+"))]
+        if action is not None:
+            lines.append(("agi_arg_3", action))
         values = dict(lines, **(fields or {}))
         return "".join("%s: %s\n" % (key, values[key]) for key, _ in lines if values[key] is not None) + "\n"
 

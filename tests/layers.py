@@ -22,11 +22,11 @@ import pytest
 LAYERS = {
     "rules": ("test_normalise.py", "test_decision.py", "test_dialplan.py", "test_dialplan_contract.py",
               "test_queues_conf.py", "test_pin.py", "test_asterisk_cli.py", "test_install_*.py",
-              "test_report.py"),
+              "test_report.py", "test_shifts.py", "test_break.py"),
     "agi": ("test_agi.py", "test_agi_start_block.py", "test_properties.py", "test_route.py", "test_cli.py",
             "test_big_queues.py", "test_db_faults.py", "test_privileges.py", "test_backends.py",
-            "test_table_upgrade.py",
-            "test_report_cli.py", "test_fastagi.py", "test_shared_ami.py"),
+            "test_table_upgrade.py", "test_report_cli.py", "test_agi_shifts.py", "test_fastagi.py",
+            "test_shared_ami.py"),
     "servers": ("test_grants.py",),
     "lint": ("test_lint.py",),
 }

@@ -57,18 +57,19 @@ def test_result_is_preset_to_error_before_the_agi_runs(dialplan):
 
 
 def test_queue_apps_always_get_a_checked_interface(dialplan):
-    """Add: the script's QMT_INTERFACE. Remove and Unpause: QMT_IF, taken
-    from the script's answer and refused when empty (Asterisk would use
-    this very channel). Pause, in the ring path: the ring path's own
-    interface of a number filtered to digits."""
+    """Add: the script's QMT_INTERFACE. Remove, Unpause and the break's
+    Pause: QMT_IF, taken from the script's answer and refused when empty
+    (Asterisk would use this very channel). Pause, in the ring path: the
+    ring path's own interface of a number filtered to digits."""
     calls = re.findall(r"((?:Add|Remove|Unpause|Pause)QueueMember)\(([^,)]*),([^,)]*)", dialplan)
     used = {}
     for app, _queue, interface in calls:
         used.setdefault(app, set()).add(interface)
     assert used == {"AddQueueMember": {"${QMT_INTERFACE}"}, "RemoveQueueMember": {"${QMT_IF}"},
-                    "UnpauseQueueMember": {"${QMT_IF}"}, "PauseQueueMember": {"Local/${ARG1}@qmt-ring/n"}}
+                    "UnpauseQueueMember": {"${QMT_IF}"},
+                    "PauseQueueMember": {"Local/${ARG1}@qmt-ring/n", "${QMT_IF}"}}
     assert "same => n,GotoIf($[\"${QMT_INTERFACE}\" = \"\"]?done)" in context_lines(dialplan, "qmt-toggle-change")
-    assert dialplan.count('"${QMT_Q}" = "" | "${QMT_IF}" = ""]?Set(') == 2
+    assert dialplan.count('"${QMT_Q}" = "" | "${QMT_IF}" = ""]?Set(') == 3
     assert "Set(QMT_N=${FILTER(0-9,${EXTEN})})" in dialplan and "Gosub(qmt-ring-missed,s,1(${QMT_N}))" in dialplan
 
 
@@ -123,7 +124,7 @@ def test_success_prompts_only_after_the_status_check(dialplan):
 def test_the_caller_number_reaches_the_script_filtered(dialplan):
     """The script compares it with agi_callerid of the start block, which
     a caller can forge lines into."""
-    assert "AGI(queue_mobile_toggle.py,${ARG1},${FILTER(0-9+,${CALLERID(num)})})" in dialplan
+    assert "AGI(queue_mobile_toggle.py,${ARG1},${FILTER(0-9+,${CALLERID(num)})},${ARG2})" in dialplan
 
 
 FASTAGI_URL = "AGI(agi://127.0.0.1:${QMT_FASTAGI}/queue_mobile_toggle,"
@@ -137,7 +138,7 @@ def toggle_line(toggle, fragment):
 def test_fastagi_and_the_script_get_the_same_filtered_arguments(dialplan):
     toggle = context_lines(dialplan, "qmt-toggle")
     arguments = {line.split(",", 2)[2] for line in toggle if FASTAGI_URL in line or CLASSIC in line}
-    assert arguments == {"${ARG1},${FILTER(0-9+,${CALLERID(num)})})"}
+    assert arguments == {"${ARG1},${FILTER(0-9+,${CALLERID(num)})},${ARG2})"}
 
 
 def test_fastagi_is_tried_only_with_a_port_of_1_to_5_digits_from_astdb(dialplan):

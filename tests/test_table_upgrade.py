@@ -1,6 +1,6 @@
 """The allowlist table across versions, on SQLite3, MariaDB and PostgreSQL
 through their real ODBC drivers: a table made before the optional columns
-pin_hash and confirm_answer still lets the AGI work, and
+pin_hash, confirm_answer and shift_window still lets the AGI work, and
 sql/upgrade_<backend>.sql, run twice through the DBA's own client (sqlite3,
 mysql, psql), adds them, keeps the rows, and leaves a table whose
 confirm_answer the AGI follows and whose CHECK refuses anything but 0, 1
@@ -27,12 +27,13 @@ NUMBER = "79112223344"
 OTHER = "79990001122"
 TABLE = "queue_mobile_agents"
 REQUIRED = ["number", "queue", "penalty", "member_name", "enabled", "valid_from", "valid_until"]
-OPTIONAL = ["pin_hash", "confirm_answer"]
+OPTIONAL = ["pin_hash", "confirm_answer", "shift_window"]
 # What an existing installation may have: the table of before pin_hash, or
 # of the last release (pin_hash, no confirm_answer).
 OLD_TABLES = [
     pytest.param((), id="made-before-pin_hash"),
     pytest.param(("pin_hash",), id="made-before-confirm_answer"),
+    pytest.param(("pin_hash", "confirm_answer"), id="made-before-shift_window"),
 ]
 KEPT_PIN_HASH = "a hash the upgrade must keep"
 CLIENT_TIMEOUT = 60
@@ -160,9 +161,9 @@ def upgrade_twice(toggle):
     second = upgrade(toggle)
     if toggle.backend == "sqlite":
         assert second.returncode != 0
-        assert second.stderr.count("duplicate column name") == 2, second.stderr
-        assert "duplicate column name: pin_hash" in second.stderr
-        assert "duplicate column name: confirm_answer" in second.stderr
+        assert second.stderr.count("duplicate column name") == len(OPTIONAL), second.stderr
+        for column in OPTIONAL:
+            assert "duplicate column name: %s" % column in second.stderr
     else:
         assert second.returncode == 0, second.stderr
     assert table_state(toggle) == after_first
@@ -198,7 +199,7 @@ def test_table_without_the_new_columns_still_logs_in_with_the_configured_confirm
 
 
 @each_old_table
-def test_upgrade_file_run_twice_adds_both_columns_and_keeps_the_rows(backend, kept, old_table):
+def test_upgrade_file_run_twice_adds_the_new_columns_and_keeps_the_rows(backend, kept, old_table):
     toggle = old_table(backend, kept)
     add_rows(toggle, kept)
     before = rows(toggle)
@@ -211,6 +212,7 @@ def test_upgrade_file_run_twice_adds_both_columns_and_keeps_the_rows(backend, ke
     after = rows(toggle)
     assert [{name: row[name] for name in before[0]} for row in after] == before
     assert [row["confirm_answer"] for row in after] == [None, None]
+    assert [row["shift_window"] for row in after] == [None, None]
     assert [row["pin_hash"] for row in after] == [None, KEPT_PIN_HASH if kept else None]
 
 
@@ -248,3 +250,24 @@ def test_upgraded_table_refuses_confirm_answer_2(backend, kept, old_table):
     for allowed in (1, 0, None):
         toggle.allowlist.execute("UPDATE %s SET confirm_answer = ? WHERE number = ?" % TABLE, allowed, NUMBER)
         assert rows(toggle)[0]["confirm_answer"] == allowed
+
+
+@each_old_table
+def test_upgraded_table_follows_the_shift_window_of_each_row(backend, kept, old_table):
+    """shift_window after the upgrade: closed now is outside_shift, a bad
+    value is a bad_row (never "always"), NULL and an open window log in."""
+    import datetime
+
+    from qmt.shifts import DAYS
+    toggle = old_table(backend, kept)
+    add_rows(toggle, kept)
+    upgrade_twice(toggle)
+    write_config(toggle.config, toggle.connection, toggle.log_file, extra="[shifts]\nzone = UTC\n")
+    today = datetime.datetime.now(datetime.timezone.utc).weekday()
+    for shift, state, reason in (("%s 00:00-24:00" % DAYS[(today + 3) % 7], "DENIED", "outside_shift"),
+                                 ("mon-fri 9:00-18:00", "ERROR", "bad_row"),
+                                 ("%s 00:00-24:00" % DAYS[today], "LOGGEDOUT", "permitted"),
+                                 (None, "LOGGEDOUT", "permitted")):
+        toggle.allowlist.execute("UPDATE %s SET shift_window = ? WHERE number = ?" % TABLE, shift, NUMBER)
+        run = call(toggle)
+        assert (run.state, run.get("QMT_REASON")) == (state, reason), shift

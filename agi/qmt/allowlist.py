@@ -12,7 +12,7 @@ import datetime
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from .rules import Grant, LookupFailure, LookupResult, Row, judge_row, printable
@@ -28,7 +28,7 @@ TABLE = "queue_mobile_agents"
 REQUIRED_COLUMNS = ("queue", "penalty", "member_name", "enabled", "valid_from", "valid_until")
 # Columns added by later versions (sql/upgrade_*.sql adds them): a table
 # made before them still works, each reading as NULL.
-OPTIONAL_COLUMNS = ("pin_hash", "confirm_answer")
+OPTIONAL_COLUMNS = ("pin_hash", "confirm_answer", "shift_window")
 # One query, by the primary key's leading column; validity is judged in
 # Python so that the three backends' date types need no SQL dialect. The
 # columns are picked by name from `*`, so that a missing optional one is
@@ -179,7 +179,7 @@ class AllowlistRead:
     overlap questions to Asterisk)."""
 
     def __init__(self, settings: Settings, number: str, now: datetime.datetime) -> None:
-        self.number, self.now = number, now
+        self.settings, self.number, self.now = settings, number, now
         connection, seconds = settings.database()
         self.deadline = time.monotonic() + seconds     # the read's own bound, from its start
         self._read = Bounded(lambda: with_connection(connection, seconds, self._select), seconds)
@@ -195,8 +195,17 @@ class AllowlistRead:
             rows = self._read.result(deadline or self.deadline)
         except DatabaseError as error:
             return None, error.as_failure()
-        judged = [judge_row(row, self.number, self.now) for row in rows]
+        zone = shift_zone(self.settings, rows, 8)
+        judged = [judge_row(row, self.number, self.now, zone) for row in rows]
         return [grant for grant in judged if grant is not None], None
+
+
+def shift_zone(settings: Settings, rows: Sequence[Row], column: int) -> datetime.tzinfo:
+    """The zone of the rows' shift windows: the config's, looked up only
+    when one of the rows has a shift (`column`: its index in a row)."""
+    if any(len(row) > column and row[column] for row in rows):
+        return settings.shift_zone
+    return datetime.timezone.utc
 
 
 # -- the whole table, for `qmt` -----------------------------------------------
@@ -219,31 +228,37 @@ def read_table(connection_string: str, timeout: float, queue: str | None = None,
     return bounded(connection_string, timeout, select)
 
 
-def grants_by_number(rows: Iterable[Row], now: datetime.datetime) -> dict[Any, list[Grant]]:
-    """{number: [Grant, ...]} of read_table() rows."""
+def grants_by_number(rows: Sequence[Row], now: datetime.datetime, settings: Settings | None = None
+                     ) -> dict[Any, list[Grant]]:
+    """{number: [Grant, ...]} of read_table() rows; shift windows read in
+    the zone of `settings` (UTC without)."""
+    zone = shift_zone(settings, rows, 9) if settings else datetime.timezone.utc
     table: dict[Any, list[Grant]] = {}
     for row in rows:
-        grant = judge_row(row[1:], row[0], now)
+        grant = judge_row(row[1:], row[0], now, zone)
         if grant is not None:
             table.setdefault(row[0], []).append(grant)
     return table
 
 
-KEEP = object()   # allow(confirm=KEEP): leave the row's confirm_answer as it is
+KEEP = object()   # allow(confirm=KEEP, shift=KEEP): leave the row's column as it is
 
 
 def allow(connection_string: str, timeout: float, number: str, queue: str, penalty: int, name: str | None,
           valid_from: datetime.datetime | None, valid_until: datetime.datetime | None, pin_hash: str | None = None,
-          confirm: object = KEEP) -> str:
+          confirm: object = KEEP, shift: object = KEEP) -> str:
     """Insert or update the row of (number, queue), enabled; 'added' or
     'updated'. An update keeps the row's PIN unless a new hash is given, and
     its confirm_answer unless `confirm` is given (1, 0, or None for NULL:
-    the config's default). These optional columns are named only when set,
+    the config's default) and its shift_window unless `shift` is given
+    (text, or None for NULL: no restriction). These optional columns are named only when set,
     so that a table made before them still takes rows."""
     values = (penalty, name, valid_from, valid_until)
     optional: dict[str, object] = {"pin_hash": pin_hash} if pin_hash else {}
     if confirm is not KEEP:
         optional["confirm_answer"] = confirm
+    if shift is not KEEP:
+        optional["shift_window"] = shift
 
     def upsert(cursor: Cursor) -> str:
         cursor.execute("UPDATE " + TABLE + " SET penalty = ?, member_name = ?, enabled = 1, valid_from = ?, "

@@ -77,7 +77,7 @@ class Ami(QueueQuestions):
     """A small AMI client, every read bounded by `timeout`: one action at a
     time (action()), or several single-answer actions in one write
     (actions_at_once()). Only what `qmt` and the AGI need: QueueStatus,
-    QueueRemove, Getvar; the tests also originate calls with it."""
+    QueueRemove, QueuePause, Getvar; the tests also originate calls with it."""
 
     def __init__(self, host: str, port: int, username: str, secret: str, timeout: float = 5.0) -> None:
         # Imported here: the AGI imports this module on every call, and connects on few.
@@ -221,6 +221,12 @@ class Ami(QueueQuestions):
             self._socket.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+    def unpause_member(self, queue: str, interface: str, reason: str) -> tuple[bool, str]:
+        """QueuePause with Paused false (Asterisk writes UNPAUSE to
+        queue_log with `reason`); (True, "") or (False, Asterisk's message)."""
+        reply = self.action("QueuePause", Queue=queue, Interface=interface, Paused="false", Reason=reason)[0]
+        return reply.get("Response") == "Success", reply.get("Message", "")
 
     def close(self) -> None:
         try:

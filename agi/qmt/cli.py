@@ -31,7 +31,15 @@ from .ami import Ami, AmiError, AmiView, Message, ami_from_settings, member_in_c
 from .asterisk_cli import AsteriskCliError, astdb_delete, astdb_family, asterisk_cli, route_dials
 from .config import CONFIG_PATH, SWEEP_CRON, SWEEP_UNITS, ConfigError, Settings, load_settings
 from .decision import decide, utc_now
-from .dialplan import CONFIRM_CONTEXT, FASTAGI_FAMILY, FASTAGI_HOST, FASTAGI_PORT_KEY, RING_CONTEXT, RING_FAMILY
+from .dialplan import (
+    CONFIRM_CONTEXT,
+    FASTAGI_FAMILY,
+    FASTAGI_HOST,
+    FASTAGI_PORT_KEY,
+    RESUMED,
+    RING_CONTEXT,
+    RING_FAMILY,
+)
 from .log import LOG_TAG, write_log
 from .pin import ASTDB_FAMILY, LockRecord, hash_pin, is_pin
 from .privileges import PrivilegeError, leave_root
@@ -40,9 +48,11 @@ from .rules import (
     ACTIVE,
     MAX_PENALTY,
     NOT_YET_VALID,
+    OUTSIDE_SHIFT,
     UNREADABLE,
     Grant,
     after_route_check,
+    break_over,
     is_valid_queue_name,
     normalise_number,
     printable,
@@ -52,6 +62,7 @@ from .rules import (
     typed_number,
     without_passwords,
 )
+from .shifts import parse_shift, shift_text
 
 OK, PROBLEM, USAGE, UNREACHABLE = 0, 1, 2, 3
 # The help's text is this docstring; `python -OO` strips docstrings, and qmt must still start.
@@ -132,15 +143,18 @@ def cmd_sweep(args: argparse.Namespace, settings: Settings) -> int:
     if table_error:
         # The table is what says who may stay: unread, it says nothing.
         raise Unreachable("allowlist unreadable (%s): sweep removes nobody" % table_error)
-    due = [m for m in members if m["verdict"] in ("remove", "wait")]
+    due = [m for m in members if m["verdict"] in ("remove", "wait", "resume")]
     if args.apply:
         with manager(settings) as ami:
             for member in due:
                 member["removed"] = member["verdict"] == "remove" and remove(ami, settings, member)
+                member["resumed"] = member["verdict"] == "resume" and resume(ami, settings, member)
     lines = ["%s %s" % (sweep_word(m, args.apply), member_line(m)) for m in due] or ["nothing to sweep"]
     emit(args, {"applied": args.apply, "members": due}, lines)
     if args.apply:
-        return PROBLEM if any(m["verdict"] == "remove" and not m["removed"] for m in due) else OK
+        return PROBLEM if any(not m[done] for m in due for verdict, done in (("remove", "removed"),
+                                                                               ("resume", "resumed"))
+                              if m["verdict"] == verdict) else OK
     return PROBLEM if any(m["verdict"] == "remove" for m in due) else OK
 
 
@@ -153,13 +167,16 @@ def cmd_allow(args: argparse.Namespace, settings: Settings) -> int:
     if starts and ends and ends <= starts:
         raise UsageError("--until must be after --from")
     name = (args.name or "").strip() or None
+    shift = shift_argument(args.shift)
     pin_hash = hash_pin(read_pin(settings)) if args.pin else None
     confirm = {None: db.KEEP, "yes": 1, "no": 0, "default": None}[args.confirm]
     done = with_allowlist(settings, args.dsn, db.allow, number, queue, args.penalty, name, starts, ends, pin_hash,
-                          confirm)
+                          confirm, shift)
     emit(args, {"number": number, "queue": queue, "result": done, "pin": bool(pin_hash),
-                "confirm_answer": "kept" if confirm is db.KEEP else confirm},
-         ["%s: %s may log in to queue %s%s" % (done, number, queue, " with a PIN" if pin_hash else "")])
+                "confirm_answer": "kept" if confirm is db.KEEP else confirm,
+                "shift": "kept" if shift is db.KEEP else shift},
+         ["%s: %s may log in to queue %s%s%s" % (done, number, queue, " with a PIN" if pin_hash else "",
+                                                  " during %s" % shift if isinstance(shift, str) else "")])
     return OK
 
 
@@ -175,7 +192,7 @@ def cmd_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     rows = with_allowlist(settings, args.dsn, db.read_table, queue_argument(args.queue))
-    table = db.grants_by_number(rows, utc_now())
+    table = db.grants_by_number(rows, utc_now(), settings)
     listed = [dict(grant_dict(grant), number=number) for number, grants in table.items() for grant in grants]
     emit(args, {"rows": listed}, ["%s %s" % (row["number"], describe_grant(row)) for row in listed]
          or ["the allowlist is empty"])
@@ -354,13 +371,13 @@ def fastagi_mode(settings: Settings) -> Verdict:
     return True, "on at %s: qmt serve %s answers" % (where, version)
 
 
-def permitted_grants(settings: Settings, rows: Iterable[db.Row]) -> dict[str, list[Grant]]:
+def permitted_grants(settings: Settings, rows: Sequence[db.Row]) -> dict[str, list[Grant]]:
     """{number: its rows that permit now or later} of the table's rows, the
     numbers normalised as a call's: the numbers a login may ring."""
     permitted: dict[str, list[Grant]] = {}
-    for raw, grants in db.grants_by_number(rows, utc_now()).items():
+    for raw, grants in db.grants_by_number(rows, utc_now(), settings).items():
         number = normalise_number(str(raw).strip(), **settings.number_rules)
-        live = [grant for grant in grants if grant.status in (ACTIVE, NOT_YET_VALID)]
+        live = [grant for grant in grants if grant.status in (ACTIVE, NOT_YET_VALID, OUTSIDE_SHIFT)]
         if number and live:
             permitted.setdefault(number, []).extend(live)
     return permitted
@@ -492,7 +509,7 @@ def mobile_members(settings: Settings, queue: str | None) -> tuple[list[Document
     table: dict[Any, list[Grant]] | None
     table_error: str | None
     try:
-        table, table_error = db.grants_by_number(db.read_table(*settings.database()), now), None
+        table, table_error = db.grants_by_number(db.read_table(*settings.database()), now, settings), None
     except db.DatabaseError as error:
         table, table_error = None, error.reason
     locks, ring = pin_locks(), ring_records()
@@ -504,12 +521,15 @@ def mobile_members(settings: Settings, queue: str | None) -> tuple[list[Document
                 continue  # not a mobile of ours: never touched
             judged = UNREADABLE if table is None else standing(table.get(number, []), queue_name)
             in_call = member_in_call(member)
+            paused = member.get("Paused") == "1"
+            on_break_long = paused and break_over(member.get("PausedReason", ""), member.get("LastPause", ""),
+                                                  time.time(), 60 * settings.break_minutes)
             members.append({
                 "queue": queue_name, "interface": member.get("Location", ""), "number": number,
                 "name": member.get("Name", ""), "standing": judged, "in_call": in_call,
-                "paused": member.get("Paused") == "1", "paused_reason": member.get("PausedReason", ""),
+                "paused": paused, "paused_reason": member.get("PausedReason", ""),
                 "login_time": epoch_text(member.get("LoginTime")), "calls_taken": member.get("CallsTaken", ""),
-                "verdict": sweep_verdict(judged, in_call),
+                "verdict": sweep_verdict(judged, in_call, on_break_long),
                 "pin_locked": number in locks and locks[number].locked(int(time.time())),
                 "ring_path": member.get("Location", "").lower() == settings.interface_for(number).lower(),
                 "missed_calls": missed_calls(ring.get(number, {})),
@@ -520,17 +540,34 @@ def mobile_members(settings: Settings, queue: str | None) -> tuple[list[Document
 
 def remove(ami: Ami, settings: Settings, member: Document) -> bool:
     """One removal through AMI (Asterisk writes REMOVEMEMBER to queue_log)
-    and one log line."""
+    and one log line; reason=outside_shift for a member whose shift window
+    closed."""
     removed, message = ami.remove_member(member["queue"], member["interface"])
-    write_log(settings, "%s: sweep number=%s queue=%s interface=%s standing=%s %s" % (
+    write_log(settings, "%s: sweep number=%s queue=%s interface=%s standing=%s %s%s" % (
         LOG_TAG, member["number"], member["queue"], member["interface"], member["standing"],
-        "removed" if removed else "not_removed detail=%s" % printable(message, 120)), not removed)
+        "removed" if removed else "not_removed detail=%s" % printable(message, 120),
+        " reason=%s" % OUTSIDE_SHIFT if member["standing"] == OUTSIDE_SHIFT else ""), not removed)
     return removed
+
+
+def resume(ami: Ami, settings: Settings, member: Document) -> bool:
+    """The end of a break from the phone that lasted [member] break_minutes:
+    one unpause through AMI (Asterisk writes UNPAUSE to queue_log, reason
+    qmt-resumed, as a resume by call) and one log line."""
+    resumed, message = ami.unpause_member(member["queue"], member["interface"], RESUMED)
+    write_log(settings, "%s: sweep number=%s queue=%s interface=%s reason=break_over %s" % (
+        LOG_TAG, member["number"], member["queue"], member["interface"],
+        "resumed" if resumed else "not_resumed detail=%s" % printable(message, 120)), not resumed)
+    return resumed
 
 
 def sweep_word(member: Document, applied: bool) -> str:
     if member["verdict"] == "wait":
         return "on a call, next run:"
+    if member["verdict"] == "resume":
+        if not applied:
+            return "would resume (break over):"
+        return "resumed (break over):" if member["resumed"] else "FAILED to resume:"
     if not applied:
         return "would remove:"
     return "removed:" if member["removed"] else "FAILED to remove:"
@@ -651,6 +688,18 @@ def queue_argument(text: str | None) -> str | None:
     return text
 
 
+def shift_argument(text: str | None) -> object:
+    """--shift: db.KEEP when not given, None (no restriction) for '', else
+    the windows as written back by the parser; a bad one is a usage error."""
+    if text is None:
+        return db.KEEP
+    try:
+        windows = parse_shift(text)
+    except ValueError as problem:
+        raise UsageError("--shift: %s" % problem) from None
+    return shift_text(windows) if windows else None
+
+
 def time_argument(text: str | None, option: str) -> datetime.datetime | None:
     if not text:
         return None
@@ -675,13 +724,14 @@ def epoch_text(value: Any) -> str:
 def grant_dict(grant: Grant) -> Document:
     return {"queue": grant.queue, "penalty": grant.penalty, "name": grant.member_name,
             "status": grant.status, "problem": grant.problem,
-            "confirm": {None: "default", True: "yes", False: "no"}[grant.confirm]}
+            "confirm": {None: "default", True: "yes", False: "no"}[grant.confirm], "shift": grant.shift}
 
 
 def describe_grant(row: Document) -> str:
-    return "queue %s penalty %s name %r%s: %s%s" % (
+    return "queue %s penalty %s name %r%s%s: %s%s" % (
         row["queue"], row["penalty"], row["name"], "" if row["confirm"] == "default" else " confirm " + row["confirm"],
-        row["status"], " (%s)" % row["problem"] if row["problem"] else "")
+        " shift '%s'" % row["shift"] if row.get("shift") else "", row["status"],
+        " (%s)" % row["problem"] if row["problem"] else "")
 
 
 def member_line(m: Document) -> str:
@@ -751,6 +801,8 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--until", metavar="TIME", help="valid until, not including (UTC)")
     sub.add_argument("--dsn", help="ODBC DSN of an account that may write (server backends)")
     sub.add_argument("--pin", action="store_true", help="ask for a PIN (twice, not shown) and store its hash")
+    sub.add_argument("--shift", metavar="WINDOWS", help="when a login is allowed, in the PBX's local time, e.g. "
+                     "'mon-fri 09:00-18:00, sat 10:00-14:00' ('' : always); unset: an update keeps it")
     sub.add_argument("--confirm", choices=("yes", "no", "default"),
                      help="queue calls: press 1 to accept (yes), connect on answer (no), or as [member] confirm "
                           "(default); unset: an update keeps it, a new row has the default")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import datetime
 import re
 from typing import TypedDict
 
@@ -55,6 +56,10 @@ class Settings:
         self.national_length = _whole(get("numbers", "national_length", fallback="10"),
                                       "numbers.national_length", 1, MAX_DIGITS)
         self.managed_queues = _queue_list(get("queues", "managed", fallback=""))
+        # The zone shift windows are read in: the PBX's ($TZ, /etc/localtime)
+        # unless named; looked up only when a row has a shift (shift_zone).
+        self.shift_zone_name = get("shifts", "zone", fallback="").strip()
+        self._shift_zone = _zone(self.shift_zone_name) if self.shift_zone_name else None
         self.log_target = get("log", "target", fallback="syslog").strip() or "syslog"
         self.syslog_facility = get("log", "syslog_facility", fallback="local0").strip().lower()
         # The manager account of the `qmt` command (install.sh writes it).
@@ -114,6 +119,16 @@ class Settings:
         if callerid != "customer" and not FIXED_CALLER_ID.match(callerid):
             raise ConfigError("member.callerid must be 'customer' or a number")
         self.fixed_callerid = "" if callerid == "customer" else callerid
+        # A break from the phone ends by itself after this many minutes (the
+        # sweep resumes it; 0: only a call ends it). Fractions are allowed.
+        self.break_minutes = _minutes(get("member", "break_minutes", fallback="0"), "member.break_minutes")
+
+    @property
+    def shift_zone(self) -> datetime.tzinfo:
+        """The zone of shift windows (read once, when first needed)."""
+        if self._shift_zone is None:
+            self._shift_zone = _zone("")
+        return self._shift_zone
 
     @classmethod
     def defaults(cls) -> Settings:
@@ -175,6 +190,25 @@ def _positive_float(text: str, key: str) -> float:
     if not 0 < value <= 60:
         raise ConfigError("%s must be between 0 and 60 seconds" % key)
     return value
+
+
+def _minutes(text: str, key: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ConfigError("%s is not a number of minutes" % key) from None
+    if not 0 <= value <= 1440:
+        raise ConfigError("%s must be from 0 to 1440 minutes" % key)
+    return value
+
+
+def _zone(name: str) -> datetime.tzinfo:
+    """The named IANA zone, or the PBX's own when `name` is empty."""
+    from .zones import local_zone
+    try:
+        return local_zone(name or None)[0]
+    except (KeyError, ValueError):
+        raise ConfigError("shifts.zone: no such time zone %r (an IANA name, e.g. Europe/Moscow)" % name) from None
 
 
 def _yes_no(text: str, key: str) -> bool:

@@ -11,6 +11,7 @@ import datetime
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from .dialplan import BREAK_ACTION
 from .rules import (
     ERROR,
     Decision,
@@ -18,6 +19,7 @@ from .rules import (
     MembershipAnswer,
     candidate_queues,
     decide_all_queues,
+    decide_break,
     decide_one_queue,
     is_valid_queue_name,
 )
@@ -46,11 +48,12 @@ def utc_now() -> datetime.datetime:
 
 
 def decide(asterisk: Asterisk, settings: Settings, number: str, queue: str, deadline: float,
-           allowlist: AllowlistRead) -> Decision:
+           allowlist: AllowlistRead, action: str = "") -> Decision:
     """Ask Asterisk (`asterisk`: the AGI Channel, or a read-only AmiView)
     and the allowlist (an AllowlistRead, already reading, so that it
-    overlaps the questions to Asterisk); return the Decision."""
-    decision = decide_by_steps(asterisk, settings, number, queue, deadline, allowlist)
+    overlaps the questions to Asterisk); return the Decision. `action` is
+    '' (the toggle) or BREAK_ACTION (a break, in all the member's queues)."""
+    decision = decide_by_steps(asterisk, settings, number, queue, deadline, allowlist, action)
     if decision.reason == "member_list_too_long" and asterisk.manager_problem:
         # The admin's clue: the manager down, the account refused, a timeout.
         return Decision(decision.state, decision.reason, decision.grants,
@@ -60,9 +63,11 @@ def decide(asterisk: Asterisk, settings: Settings, number: str, queue: str, dead
 
 
 def decide_by_steps(asterisk: Asterisk, settings: Settings, number: str, queue: str, deadline: float,
-                    allowlist: AllowlistRead) -> Decision:
+                    allowlist: AllowlistRead, action: str = "") -> Decision:
     if queue and not is_valid_queue_name(queue):
         return Decision(ERROR, "bad_queue_argument")
+    if action not in ("", BREAK_ACTION) or (action and queue):
+        return Decision(ERROR, "bad_action_argument")
     interfaces = settings.interfaces_for(number)
     if queue:
         exists = asterisk.queue_exists(queue)
@@ -82,4 +87,6 @@ def decide_by_steps(asterisk: Asterisk, settings: Settings, number: str, queue: 
                 memberships[candidate] = membership
             elif membership is None:
                 unsure.append(candidate)
+    if action == BREAK_ACTION:
+        return decide_break(number, memberships, unsure, lambda: (grants, failure))
     return decide_all_queues(number, grants, failure, existing, memberships, unsure)

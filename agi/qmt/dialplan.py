@@ -19,8 +19,14 @@ RING_CONTEXT = "qmt-ring"
 CONFIRM_CONTEXT = "qmt-confirm"
 # Every context of the file, for the contract test and `qmt doctor`.
 CONTEXTS = (ENTRY_CONTEXT, "qmt-toggle", "qmt-toggle-change", "qmt-ring-settings", "qmt-add-members",
-            "qmt-undo-adds", "qmt-remove-members", "qmt-remove-one", "qmt-resume-members", RING_CONTEXT,
+            "qmt-undo-adds", "qmt-remove-members", "qmt-remove-one", "qmt-resume-members", "qmt-pause-members",
+            RING_CONTEXT,
             "qmt-ring-callerid", "qmt-ring-leg", CONFIRM_CONTEXT, "qmt-confirm-watch", "qmt-ring-missed")
+
+# The extension of ENTRY_CONTEXT for a break taken from the phone
+# (app-queue-toggle-mob,pause,1), and the action it passes to the script
+# (its third argument; empty: the toggle).
+BREAK_EXTENSION, BREAK_ACTION = "pause", "break"
 
 # The member interface of every login: the ring path of the number.
 MEMBER_INTERFACE = "Local/{number}@" + RING_CONTEXT + "/n"
@@ -35,8 +41,10 @@ QMT_COUNT = "QMT_COUNT"                        # how many queues: i = 1..QMT_COU
 # Per queue i (the name % i):
 QMT_QUEUE, QMT_PENALTY, QMT_NAME, QMT_IFACE = "QMT_QUEUE_%d", "QMT_PENALTY_%d", "QMT_NAME_%d", "QMT_IFACE_%d"
 # QUEUESTAT's values: the state before the call; the dialplan acts on it.
+# WORKING: a member on duty who asked for a break (the break action only).
 LOGGEDIN, LOGGEDOUT, PAUSED, DENIED, ERROR = "LOGGEDIN", "LOGGEDOUT", "PAUSED", "DENIED", "ERROR"
-QUEUESTAT_VALUES = (LOGGEDIN, LOGGEDOUT, PAUSED, DENIED, ERROR)
+WORKING = "WORKING"
+QUEUESTAT_VALUES = (LOGGEDIN, LOGGEDOUT, PAUSED, WORKING, DENIED, ERROR)
 
 # -- the ring path's settings: sent with a login, kept in astdb --------------
 # The dialplan stores each QMT_RING_* variable under qmt-ring/<number>/<key>

@@ -289,6 +289,11 @@ class Channel:
         return self.env.get("agi_arg_1", "").strip()
 
     @property
+    def action_argument(self) -> str:
+        """The dialplan's third argument: '' (the toggle) or the break action."""
+        return self.env.get("agi_arg_3", "").strip()
+
+    @property
     def uniqueid(self) -> str:
         return printable(self.env.get("agi_uniqueid", ""), 40)
 

@@ -28,12 +28,12 @@ from __future__ import annotations
 import bisect
 import collections
 import datetime
-import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .queue_log import Entry
 from .rules import MAX_DIGITS, MIN_DIGITS, number_in_interfaces, safe_member_name
+from .zones import local_zone  # noqa: F401  (qmt.cli and the tests name it here)
 
 Key = tuple[str, str]                      # (number, queue)
 Document = dict[str, Any]
@@ -49,24 +49,6 @@ TOTAL = "TOTAL"
 
 
 # -- time --------------------------------------------------------------------------
-
-def local_zone(name: str | None = None) -> tuple[datetime.tzinfo, str]:
-    """The PBX's zone: `name` (an IANA name), else $TZ, else /etc/localtime;
-    (zone, its name for the report)."""
-    from zoneinfo import ZoneInfo
-    name = name or os.environ.get("TZ", "").lstrip(":") or None
-    if name:
-        return ZoneInfo(name), name
-    try:
-        target = os.path.realpath("/etc/localtime")
-        if "/zoneinfo/" in target:
-            key = target.split("/zoneinfo/", 1)[1]
-            return ZoneInfo(key), key
-        with open("/etc/localtime", "rb") as data:
-            return ZoneInfo.from_file(data, key="localtime"), "localtime"
-    except (OSError, ValueError):
-        return datetime.timezone.utc, "UTC"
-
 
 class Window:
     """[since, until) in epoch seconds, the zone they are shown in, and

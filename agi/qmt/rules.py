@@ -1,7 +1,7 @@
 """Pure rules: numbers, names, allowlist rows and the toggle's decision.
 
-No I/O, and no imports but the dialplan contract (qmt.dialplan) and the
-PIN format: what the AGI, `qmt check`, `status` and `sweep` decide, they
+No I/O, and no imports but the dialplan contract (qmt.dialplan), the
+PIN format and the shift windows (qmt.shifts): what the AGI, `qmt check`, `status` and `sweep` decide, they
 decide here, from values handed in.
 """
 
@@ -30,8 +30,10 @@ from .dialplan import (
     QMT_REASON,
     QUEUESTAT,
     QUEUEUSER,
+    WORKING,
 )
 from .pin import hashes_to_check, is_pin_hash
+from .shifts import in_shift, parse_shift, shift_text
 
 ASCII_DIGITS = frozenset("0123456789")
 MIN_DIGITS, MAX_DIGITS = 6, 15
@@ -52,8 +54,10 @@ PASSWORD_VALUE = re.compile(r"((?:pwd|passwd|password)\s*=\s*)(\{(?:[^}]|\}\})*\
 # these are undone by a call to the toggle code. A supervisor's pause stays.
 RESUMABLE_PAUSES = (PAUSE_MISSED, PAUSE_BREAK)
 
-# Why a row does or does not let its number in now.
+# Why a row does or does not let its number in now. OUTSIDE_SHIFT: a
+# live row whose shift window is closed now.
 ACTIVE, DISABLED, EXPIRED, NOT_YET_VALID, BAD_ROW = "active", "disabled", "expired", "not_yet_valid", "bad_row"
+OUTSIDE_SHIFT = "outside_shift"
 
 
 # -- numbers and names --------------------------------------------------------
@@ -169,12 +173,13 @@ class Grant:
     now? `status` says why (ACTIVE, DISABLED, EXPIRED, NOT_YET_VALID,
     BAD_ROW); `problem` names what is wrong with a bad row; `pin_hash` is
     the row's PIN hash (None: no PIN); `confirm` is the row's confirm_answer
-    (None: the config's default)."""
+    (None: the config's default); `shift` its shift windows as text (None:
+    no restriction)."""
 
-    __slots__ = ("queue", "penalty", "member_name", "status", "problem", "pin_hash", "confirm")
+    __slots__ = ("queue", "penalty", "member_name", "status", "problem", "pin_hash", "confirm", "shift")
 
     def __init__(self, queue: str, penalty: int, member_name: str, status: str, problem: str | None = None,
-                 pin_hash: str | None = None, confirm: bool | None = None) -> None:
+                 pin_hash: str | None = None, confirm: bool | None = None, shift: str | None = None) -> None:
         self.queue = queue
         self.penalty = penalty
         self.member_name = member_name
@@ -182,6 +187,7 @@ class Grant:
         self.problem = problem
         self.pin_hash = pin_hash
         self.confirm = confirm
+        self.shift = shift
 
     @property
     def active(self) -> bool:
@@ -195,14 +201,17 @@ class Grant:
 Row = tuple[Any, ...]
 
 
-def judge_row(row: Sequence[Any], number: str, now: datetime.datetime) -> Grant | None:
+def judge_row(row: Sequence[Any], number: str, now: datetime.datetime,
+              zone: datetime.tzinfo = datetime.timezone.utc) -> Grant | None:
     """Turn a raw (queue, penalty, member_name, enabled, valid_from,
-    valid_until[, pin_hash[, confirm_answer]]) row into a Grant; a row that
-    is malformed never grants. None for a row whose queue name could never
-    be used."""
+    valid_until[, pin_hash[, confirm_answer[, shift_window]]]) row into a Grant; a
+    row that is malformed never grants. None for a row whose queue name
+    could never be used. `now` is naive UTC; a shift window is read on the
+    wall clock of `zone` (the callers pass Settings.shift_zone)."""
     queue, penalty, member_name, enabled, valid_from, valid_until = row[:6]
     pin_hash = (row[6] if len(row) > 6 else None) or None
     confirm = _as_confirm(row[7] if len(row) > 7 else None)
+    shift = row[8] if len(row) > 8 else None
     queue = queue.strip() if isinstance(queue, str) else queue
     if not is_valid_queue_name(queue):
         return None
@@ -215,8 +224,15 @@ def judge_row(row: Sequence[Any], number: str, now: datetime.datetime) -> Grant 
         return Grant(queue, 0, number, BAD_ROW, "bad_penalty")
     if pin_hash is not None and not is_pin_hash(pin_hash):
         return Grant(queue, 0, number, BAD_ROW, "bad_pin_hash")    # never a login without its PIN
-    return Grant(queue, penalty, safe_member_name(member_name, number), _row_status(enabled, starts, ends, now),
-                 pin_hash=pin_hash, confirm=confirm)
+    try:
+        windows = parse_shift(shift)
+    except ValueError:
+        return Grant(queue, 0, number, BAD_ROW, "bad_shift")       # never "always"
+    status = _row_status(enabled, starts, ends, now)
+    if status == ACTIVE and not in_shift(windows, now, zone):
+        status = OUTSIDE_SHIFT
+    return Grant(queue, penalty, safe_member_name(member_name, number), status, pin_hash=pin_hash,
+                 confirm=confirm, shift=shift_text(windows) if windows else None)
 
 
 def _row_status(enabled: Any, starts: datetime.datetime | None, ends: datetime.datetime | None,
@@ -289,7 +305,7 @@ class Decision:
 
     @property
     def action(self) -> str:
-        return {LOGGEDIN: "logout", LOGGEDOUT: "login", PAUSED: "resume"}.get(self.state, "none")
+        return {LOGGEDIN: "logout", LOGGEDOUT: "login", PAUSED: "resume", WORKING: "pause"}.get(self.state, "none")
 
     def __repr__(self) -> str:
         return "Decision(%s, %s, %s)" % (self.state, self.reason, self.queues)
@@ -351,6 +367,8 @@ def decide_one_queue(number: str, queue: str, queue_exists: bool, membership: Me
     for grant in grants:
         if same_queue(grant.queue, queue) and grant.active:
             return Decision(LOGGEDOUT, "permitted", [grant])
+        if same_queue(grant.queue, queue) and grant.status == OUTSIDE_SHIFT:
+            return Decision(DENIED, OUTSIDE_SHIFT, detail="%s shift %s" % (queue, grant.shift))
         if same_queue(grant.queue, queue) and grant.problem:
             return Decision(ERROR, "bad_row", detail="%s %s" % (queue, grant.problem))
     return Decision(DENIED, "not_permitted", detail=queue)
@@ -433,15 +451,53 @@ def decide_all_queues(number: str, grants: list[Grant] | None, lookup_failure: L
     joinable = [grant for grant in live if grant.queue.lower() in existing]
     missing = [grant.queue for grant in live if grant.queue.lower() not in existing]
     broken = ["%s:%s" % (grant.queue, grant.problem) for grant in grants if grant.problem]
+    # Queues whose window is closed now: a login joins only the open ones.
+    closed = [grant.queue for grant in grants if grant.status == OUTSIDE_SHIFT and grant.queue.lower() in existing]
     notes = " ".join(([("missing_queues=" + ",".join(missing))] if missing else [])
-                     + ([("bad_rows=" + ",".join(broken))] if broken else []))
+                     + ([("bad_rows=" + ",".join(broken))] if broken else [])
+                     + ([("outside_shift=" + ",".join(closed))] if closed else []))
     if joinable:
         return Decision(LOGGEDOUT, "permitted", joinable, detail=notes)
+    if closed:
+        return Decision(DENIED, OUTSIDE_SHIFT, detail=notes)
     if missing:
         return Decision(ERROR, "no_such_queue", detail=notes)
     if broken:
         return Decision(ERROR, "bad_row", detail=notes)
     return Decision(DENIED, "not_permitted")
+
+
+def decide_break(number: str, memberships: dict[str, Membership], unsure: Sequence[str], lookup: Lookup) -> Decision:
+    """The break destination: a member paused for a break (qmt-break) is
+    resumed where a live row still permits him (PAUSED, as a resume of the
+    toggle: the login's PIN rule and the route); a member on duty is paused
+    in every queue he is a member of and permitted in (WORKING). A pause
+    someone else made (a supervisor) is never taken over, a pause for missed
+    calls becomes a break. Only a member may, only a permitted number."""
+    if unsure:
+        return Decision(ERROR, "member_list_too_long", detail=",".join(unsure))
+    if not memberships:
+        return Decision(DENIED, "not_member")
+    interfaces = {queue: member.interface for queue, member in memberships.items()}
+    grants, failure = lookup()
+    if failure is not None:
+        return Decision(ERROR, failure.reason, detail=failure.detail)
+    assert grants is not None                       # the lookup's contract: grants when no failure
+    on_break = [queue for queue, member in memberships.items() if member.paused and member.reason == PAUSE_BREAK]
+    if on_break:
+        resumable = resumable_grants(on_break, grants)
+        if not resumable:
+            return Decision(DENIED, "not_permitted", detail="on break in %s: no live row" % ",".join(on_break))
+        return Decision(PAUSED, "break_over", resumable, interfaces=interfaces)
+    free = [queue for queue, member in memberships.items() if not member.paused or member.resumable]
+    held = [queue for queue in memberships if queue not in free]
+    permitted = resumable_grants(free, grants)
+    detail = " ".join((["paused_by_other=" + ",".join(held)] if held else [])
+                      + (["not_permitted=" + ",".join(sorted(set(free) - {g.queue for g in permitted}))]
+                         if len(permitted) < len(free) else []))
+    if not permitted:
+        return Decision(DENIED, "paused_by_other" if held and not free else "not_permitted", detail=detail)
+    return Decision(WORKING, "break", permitted, detail=detail, interfaces=interfaces)
 
 
 def confirms_answer(grants: Sequence[Grant], default: bool) -> bool:
@@ -466,7 +522,7 @@ def pin_needed(decision: Decision, lookup: Lookup | None, required: bool,
             return True, hashes, None if hashes else "pin_not_set"
     elif decision.state == DENIED and decision.reason == "not_permitted" and required:
         return True, [], "not_permitted"
-    elif decision.state == LOGGEDIN and for_logout and lookup is not None:
+    elif decision.state in (LOGGEDIN, WORKING) and for_logout and lookup is not None:
         grants, failure = lookup()
         hashes = [] if failure or grants is None else hashes_to_check(
             [g for g in grants if any(same_queue(g.queue, queue) for queue in decision.queues)])
@@ -514,7 +570,7 @@ def answer_variables(number: str | None, decision: Decision, interface: str,
         (QAGENT_UNAUTHORIZED, "1" if decision.state == DENIED else "0"),
         (QMT_REASON, decision.reason),
     ]
-    if decision.state in (LOGGEDIN, LOGGEDOUT, PAUSED):
+    if decision.state in (LOGGEDIN, LOGGEDOUT, PAUSED, WORKING):
         pairs.append((QMT_INTERFACE, interface))
         for index, grant in enumerate(decision.grants, 1):
             pairs += [(QMT_QUEUE % index, grant.queue),
@@ -535,7 +591,8 @@ PERMITTED, REVOKED, NOT_IN_TABLE, UNREADABLE = "permitted", "revoked", "not_in_t
 
 def standing(grants: Iterable[Grant], queue: str) -> str:
     """How the table stands on a member of `queue`: PERMITTED, REVOKED
-    (disabled), EXPIRED (or not yet valid), NOT_IN_TABLE, or BAD_ROW."""
+    (disabled), EXPIRED (or not yet valid), OUTSIDE_SHIFT, NOT_IN_TABLE,
+    or BAD_ROW."""
     mine = [grant for grant in grants if same_queue(grant.queue, queue)]
     if not mine:
         return NOT_IN_TABLE
@@ -544,6 +601,8 @@ def standing(grants: Iterable[Grant], queue: str) -> str:
         return PERMITTED
     if BAD_ROW in statuses:
         return BAD_ROW
+    if OUTSIDE_SHIFT in statuses:
+        return OUTSIDE_SHIFT
     if DISABLED in statuses:
         return REVOKED
     return EXPIRED
@@ -566,10 +625,24 @@ def ring_fault(text: str | None) -> tuple[int, str, str] | None:
     return int(found.group(1)), found.group(2), found.group(3)
 
 
-def sweep_verdict(member_standing: str, in_call: bool) -> str:
+def sweep_verdict(member_standing: str, in_call: bool, break_over: bool = False) -> str:
     """What `qmt sweep` does with one mobile member: 'remove' when its
-    permission is gone, 'wait' when it is gone but the member is on a call
-    (next run), 'keep' otherwise (a bad row is kept: it cannot be judged)."""
-    if member_standing not in (REVOKED, EXPIRED, NOT_IN_TABLE):
-        return "keep"
+    permission is gone or its shift window closed, 'wait' when so but the
+    member is on a call (next run), 'resume' for a permitted member whose
+    break (`break_over`) has lasted its time, 'keep' otherwise (a bad row
+    is kept: it cannot be judged)."""
+    if member_standing not in (REVOKED, EXPIRED, NOT_IN_TABLE, OUTSIDE_SHIFT):
+        return "resume" if break_over and member_standing == PERMITTED else "keep"
     return "wait" if in_call else "remove"
+
+
+def break_over(paused_reason: str, last_pause: object, now: float, break_seconds: float) -> bool:
+    """A member paused for a break from the phone (PausedReason qmt-break)
+    since `last_pause` (AMI's LastPause, epoch seconds) for `break_seconds`
+    or more by `now`; never with break_seconds 0 (no automatic resume) or
+    an unreadable LastPause."""
+    try:
+        since = int(str(last_pause))
+    except ValueError:
+        return False
+    return paused_reason == PAUSE_BREAK and break_seconds > 0 and since > 0 and now - since >= break_seconds

@@ -1,11 +1,13 @@
 """One AGI call of queue-mobile-toggle: the wire contract with the dialplan.
 
-Asterisk runs it as ``AGI(queue_mobile_toggle.py,<queue or empty>,<number>)``
+Asterisk runs it as ``AGI(queue_mobile_toggle.py,<queue or empty>,<number>[,<action>])``
 from the dialplan in extensions_queue_mobile_toggle.conf, where <number> is
-``${FILTER(0-9+,${CALLERID(num)})}``. The script decides; the dialplan acts.
+``${FILTER(0-9+,${CALLERID(num)})}`` and <action> is empty (the toggle) or
+``break`` (the break destination, app-queue-toggle-mob,pause,1). The script
+decides; the dialplan acts.
 Where the admin turned on the FastAGI server (`qmt serve`, qmt.fastagi),
 the dialplan asks it first, as AGI(agi://127.0.0.1:<port>/queue_mobile_toggle,
-<queue>,<number>): the same run() answers, with the same contract.
+<queue>,<number>[,<action>]): the same run() answers, with the same contract.
 It only reads: the caller number, queue membership (from Asterisk), the
 allowlist table (through ODBC) and, for a login or a resume, whether the
 outbound route can dial the number (DIALPLAN_EXISTS(<route>,<number>,1)).
@@ -30,9 +32,11 @@ It answers with channel variables, all in one `EXEC MSet` (QUEUESTAT last),
 set from validated characters only:
 
     QUEUEUSER            normalised number, digits only ('' if refused)
-    QUEUESTAT            LOGGEDIN | LOGGEDOUT | PAUSED | DENIED | ERROR (state
-                         before; PAUSED: a member paused where he may still
-                         be, to be resumed there)
+    QUEUESTAT            LOGGEDIN | LOGGEDOUT | PAUSED | WORKING | DENIED |
+                         ERROR (state before; PAUSED: a member paused where
+                         he may still be, to be resumed there; WORKING, the
+                         break action only: a member on duty, to be paused
+                         with reason qmt-break)
     QAGENT_UNAUTHORIZED  1 when DENIED, else 0
     QMT_INTERFACE        the member interface of a login: Local/<number>@qmt-ring/n
     QMT_COUNT            how many queues to act on
@@ -41,7 +45,9 @@ set from validated characters only:
                          member logged in before the ring path has an older one)
     QMT_RING_*           with LOGGEDOUT only: the ring path's settings, which
                          the dialplan keeps in astdb (qmt-ring/<number>/...)
-    QMT_REASON           short token naming why (also in the log line);
+    QMT_REASON           short token naming why (also in the log line;
+                         DENIED outside_shift: a login outside the row's
+                         shift window, which has its own prompt);
                          with ERROR, no_route: a login or resume the route
                          ([member] route) cannot dial, refused before any
                          PIN prompt (route_unknown: Asterisk did not say)
@@ -127,8 +133,8 @@ def decide_for_caller(channel: Channel, settings: Settings, config_problem: Conf
             None
     watchdog.arm(settings.watchdog_seconds())          # the lock's wait is not the database's
     allowlist = AllowlistRead(settings, number, now)
-    return number, decide(channel, settings, number, channel.queue_argument, allowlist.deadline, allowlist), \
-        allowlist
+    return number, decide(channel, settings, number, channel.queue_argument, allowlist.deadline, allowlist,
+                          channel.action_argument), allowlist
 
 
 def check_route(channel: Channel, settings: Settings, number: str, decision: Decision) -> Decision:

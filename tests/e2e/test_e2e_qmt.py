@@ -38,7 +38,7 @@ def test_check_agrees_with_the_call_that_follows(clean):
     assert report["decision"] == {"state": "LOGGEDOUT", "action": "login", "reason": "permitted",
                                   "queues": ["8008"], "detail": ""}
     assert report["rows"] == [{"queue": "8008", "penalty": 2, "name": "Ivan", "status": "active", "problem": None,
-                              "confirm": "default"}]
+                              "confirm": "default", "shift": None}]
     assert_members(pbx, {})                                  # check changed nothing
     r = pbx.ast.call(NUM)
     assert (r["QUEUESTAT"], r["QMT_REASON"], r["AQMSTATUS"]) == ("LOGGEDOUT", "permitted", "ADDED")
