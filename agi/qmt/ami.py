@@ -479,9 +479,6 @@ class SharedAmi(QueueQuestions):
             session.end("the shared manager connection is closed")
 
 
-# The name qmt.toggle knows it by (it began as the source of pause reasons only).
-AmiPauseReasons = AmiMembers
-
 
 def member_in_call(member: Message) -> bool:
     """True while a QueueMember is on a call or being rung: InCall, or a

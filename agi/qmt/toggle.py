@@ -68,7 +68,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, NoReturn, Protocol, cast
 
 from .allowlist import AllowlistRead
-from .ami import AmiPauseReasons
+from .ami import AmiMembers
 from .config import CONFIG_PATH, ConfigError, Settings, load_settings
 from .decision import decide, utc_now
 from .log import LOG_TAG, decision_line, write_log
@@ -254,8 +254,8 @@ def run(agi: AGI, settings: Settings, config_problem: ConfigError | None = None,
     `manager` answers the manager questions (qmt serve's, on its shared
     connection); by default the call opens its own when one comes."""
     from asterisk.agi import AGIException
-    reasons = manager or AmiPauseReasons(settings)
-    channel = Channel(agi, reasons)
+    manager = manager or AmiMembers(settings)
+    channel = Channel(agi, manager)
     now = now or utc_now()
     number: str | None
     decision: Decision | None
@@ -290,7 +290,7 @@ def run(agi: AGI, settings: Settings, config_problem: ConfigError | None = None,
         write_log(settings, decision_line(number, channel, gone), True)
         return None
     finally:
-        reasons.close()
+        manager.close()
     line = decision_line(number, channel, decision)
     write_log(settings, line, decision.state in (DENIED, ERROR))
     try:
