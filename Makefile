@@ -3,10 +3,10 @@
 # test command, and CI's); these targets assume it ran once (.venv exists).
 #
 #   make rules     pure rules and the installation's files       (seconds)
-#   make agi       the AGI script over a fake Asterisk, `qmt`     (~1.5 min)
+#   make agi       the AGI script over a fake Asterisk, `qmt`     (~2.5 min)
 #   make servers   the same on real MariaDB and PostgreSQL        (as root: starts them)
 #   make lint      ruff, mypy, shellcheck
-#   make e2e       real Asterisk in a Debian sid chroot           (as root, ~15 min)
+#   make e2e       real Asterisk in a Debian sid chroot           (as root, ~17 min)
 #   make test      all of it: tests/run.sh
 
 PYTEST = .venv/bin/python -m pytest
