@@ -105,13 +105,14 @@ def test_a_rerun_adds_the_new_columns_to_an_old_sqlite_allowlist_and_keeps_its_r
         before = stat(pbx.root, DB)
         p = pbx.root.install("--wheelhouse", L.WHEELS_IN_ROOT)
         assert p.returncode == 0, p.stdout + p.stderr
-        assert f"[changed] allowlist: added column(s) pin_hash, confirm_answer to table queue_mobile_agents " \
-               f"in {DB} (sql/upgrade_sqlite.sql)" in p.stdout
+        assert f"[changed] allowlist: added column(s) pin_hash, confirm_answer, shift_window to table " \
+               f"queue_mobile_agents in {DB} (sql/upgrade_sqlite.sql)" in p.stdout
         with sqlite3.connect(pbx.db) as c:
             columns = [row[1] for row in c.execute("PRAGMA table_info(queue_mobile_agents)")]
-            kept = c.execute("SELECT number, member_name, pin_hash, confirm_answer FROM queue_mobile_agents").fetchall()
-        assert columns[-2:] == ["pin_hash", "confirm_answer"]
-        assert kept == [("79110000001", "Kept", None, None)]
+            kept = c.execute("SELECT number, member_name, pin_hash, confirm_answer, shift_window "
+                             "FROM queue_mobile_agents").fetchall()
+        assert columns[-3:] == ["pin_hash", "confirm_answer", "shift_window"]
+        assert kept == [("79110000001", "Kept", None, None, None)]
         assert stat(pbx.root, DB) == before == "660 root:asterisk"
         again = pbx.root.install("--wheelhouse", L.WHEELS_IN_ROOT)
         assert again.returncode == 0 and "[changed]" not in again.stdout, again.stdout
