@@ -12,7 +12,6 @@ import re
 import socket
 import subprocess
 import threading
-import time
 
 from harness.asterisk import free_port
 from harness.logs import wait_for
@@ -120,10 +119,4 @@ class DropAfterFirstCommand:
 
 def wait_until(predicate, timeout, what):
     """wait_for with a finer step, for ordering calls against each other."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not seen in {timeout} s")
+    return wait_for(predicate, timeout, what, step=0.05)

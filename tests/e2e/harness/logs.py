@@ -61,15 +61,15 @@ def route_leg_prompts(text, number):
     return prompts([line for line in text.splitlines() if leg.search(line)])
 
 
-def wait_for(predicate, timeout=30, what="the condition"):
-    """predicate()'s first true value, polled every 0.2 s; AssertionError
-    naming `what` after `timeout` seconds."""
+def wait_for(predicate, timeout=30, what="the condition", step=0.2):
+    """predicate()'s first true value, polled every `step` seconds;
+    AssertionError naming `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.2)
+        time.sleep(step)
     raise AssertionError(f"{what} not seen in {timeout} s")
 
 
