@@ -29,6 +29,8 @@ REQUIRED_COLUMNS = ("queue", "penalty", "member_name", "enabled", "valid_from", 
 # Columns added by later versions (sql/upgrade_*.sql adds them): a table
 # made before them still works, each reading as NULL.
 OPTIONAL_COLUMNS = ("pin_hash", "confirm_answer", "shift_window")
+# Where shift_window stands in a row of rows_by_name() (one more with `number` leading).
+SHIFT_COLUMN = len(REQUIRED_COLUMNS) + OPTIONAL_COLUMNS.index("shift_window")
 # One query, by the primary key's leading column; validity is judged in
 # Python so that the three backends' date types need no SQL dialect. The
 # columns are picked by name from `*`, so that a missing optional one is
@@ -195,7 +197,7 @@ class AllowlistRead:
             rows = self._read.result(deadline or self.deadline)
         except DatabaseError as error:
             return None, error.as_failure()
-        zone = shift_zone(self.settings, rows, 8)
+        zone = shift_zone(self.settings, rows, SHIFT_COLUMN)
         judged = [judge_row(row, self.number, self.now, zone) for row in rows]
         return [grant for grant in judged if grant is not None], None
 
@@ -232,7 +234,7 @@ def grants_by_number(rows: Sequence[Row], now: datetime.datetime, settings: Sett
                      ) -> dict[Any, list[Grant]]:
     """{number: [Grant, ...]} of read_table() rows; shift windows read in
     the zone of `settings` (UTC without)."""
-    zone = shift_zone(settings, rows, 9) if settings else datetime.timezone.utc
+    zone = shift_zone(settings, rows, SHIFT_COLUMN + 1) if settings else datetime.timezone.utc
     table: dict[Any, list[Grant]] = {}
     for row in rows:
         grant = judge_row(row[1:], row[0], now, zone)
